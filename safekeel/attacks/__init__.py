@@ -1,0 +1,1 @@
+"""Attacks: each module turns a Behavior into AttackPrompt records."""

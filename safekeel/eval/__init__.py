@@ -1,0 +1,1 @@
+"""Evaluation: batched generation, resumable runs, metrics, report."""

@@ -1,0 +1,1 @@
+"""Judges: keyword refusal, learned refusal classifier, LLM rubric, LlamaGuard."""
