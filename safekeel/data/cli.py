@@ -24,7 +24,7 @@ def register(sub) -> None:
         try:
             __import__(extra, fromlist=["register"]).register(dsub)
         except ModuleNotFoundError as e:
-            if e.name != extra:
+            if not (e.name and (extra == e.name or extra.startswith(e.name + "."))):
                 raise
 
 
