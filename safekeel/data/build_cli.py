@@ -1,0 +1,146 @@
+"""`safekeel data build` (DeRTa training sets) and `safekeel data distill` (self-distilled helpful answers).
+
+Registered under the existing `safekeel data` group by `safekeel/data/cli.py`. Each verb has a dataclass config,
+a plain Python function (`run_build`, `run_distill`) the CLI and the demo call, and writes its resolved config next
+to its outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ..config import add_config_args, field, resolve_config, save_config
+from ..errors import ConfigError
+
+
+@dataclass
+class BuildConfig:
+    triples: str = field("uncensorbench", help="safety triples: 'uncensorbench' (bundled) or a JSONL/JSON/CSV file")
+    helpful: str | None = field(None, help="helpful conversations file ({messages} or {prompt,response}); optional")
+    recipe: Literal["derta", "vanilla", "prefix_only", "rto_only"] = field("derta", help="which training set to build")
+    split: Literal["train", "heldout", "all"] = field(
+        "train", help="which part of the triples to use (shared split: heldout_fraction 1/3, seed 0)")
+    heldout_fraction: float = field(1 / 3, help="held-out fraction of the shared triple split")
+    prefix_unit: Literal["tokens", "words"] = field(
+        "tokens", help="harmful prefix length unit: tokens (paper: k ~ U{0..|h|}) or words (reference: 1..n-2)")
+    zero_prefix_fraction: float = field(0.0, help="fraction of prefix examples forced to k=0 (reference code: 1/3)")
+    model: str = field("smollm2-135m", help="tokenizer used for token-unit prefixes and the stats")
+    seed: int = field(0, help="seed: same inputs + seed give a byte-identical file")
+    out: str = field("runs/data/derta", help="output directory (train.jsonl, stats.json, config.yaml)")
+
+    def validate(self) -> None:
+        if not 0.0 <= self.zero_prefix_fraction <= 1.0:
+            raise ConfigError("'zero_prefix_fraction' must be in [0, 1]")
+        if not 0.0 <= self.heldout_fraction < 1.0:
+            raise ConfigError("'heldout_fraction' must be in [0, 1)")
+
+
+@dataclass
+class DistillConfig:
+    model: str = field("smollm2-135m", help="model that answers the prompts (embedded name, HF id or folder)")
+    adapter: str | None = field(None, help="optional PEFT adapter for the model")
+    prompts: str = field("benign", help="'benign' (bundled) or a JSONL/JSON/CSV file with a 'prompt' field")
+    split: Literal["train", "heldout", "all"] = field(
+        "train", help="part of the prompts to answer (train keeps benign evaluation prompts unseen)")
+    heldout_fraction: float = field(1 / 3, help="held-out fraction of the prompt split (seed 0)")
+    max_new_tokens: int = field(160, help="tokens per answer")
+    batch_size: int = field(8, help="generation batch size")
+    min_chars: int = field(20, help="drop answers shorter than this (truncated or empty)")
+    out: str = field("runs/data/helpful.jsonl", help="output JSONL of {messages} conversations")
+
+
+def register(dsub) -> None:
+    b = dsub.add_parser("build", help="build a DeRTa / baseline training set from safety triples + helpful data")
+    add_config_args(b, BuildConfig)
+    b.set_defaults(func=_build)
+    d = dsub.add_parser("distill", help="have a model answer benign prompts to make helpful conversations")
+    add_config_args(d, DistillConfig)
+    d.set_defaults(func=_distill)
+
+
+def _pick(records: list, part: str, fraction: float) -> list:
+    from .splits import split
+
+    if part == "all":
+        return list(records)
+    train, held = split(records, fraction, 0)
+    return train if part == "train" else held
+
+
+def load_triple_set(spec: str, part: str = "train", fraction: float = 1 / 3) -> list:
+    """Triples from the bundled uncensorbench set or a file, restricted to the shared train / held-out split."""
+    from . import bundled
+    from .readers import load_triples
+
+    triples = bundled.uncensorbench_triples() if spec == "uncensorbench" else load_triples(spec)
+    return _pick(triples, part, fraction)
+
+
+def load_prompt_set(spec: str, part: str = "train", fraction: float = 1 / 3) -> list[dict]:
+    from . import bundled
+    from .readers import load_behaviors
+
+    if spec in ("benign", "benign-scary"):
+        rows = bundled.own_set(spec)
+    else:
+        rows = [{"id": b.id, "prompt": b.prompt} for b in load_behaviors(spec)]
+    return _pick(rows, part, fraction)
+
+
+def run_build(cfg: BuildConfig) -> Path:
+    """Write train.jsonl + stats.json + config.yaml into cfg.out; returns the train.jsonl path."""
+    from ..io import write_json, write_jsonl
+    from ..models import load_tokenizer
+    from .derta import build_examples, dataset_stats
+    from .readers import load_conversations
+
+    triples = load_triple_set(cfg.triples, cfg.split, cfg.heldout_fraction)
+    helpful = load_conversations(cfg.helpful) if cfg.helpful else []
+    tok = load_tokenizer(cfg.model)
+    rows = build_examples(triples, helpful, recipe=cfg.recipe, tokenizer=tok, prefix_unit=cfg.prefix_unit,
+                          zero_prefix_fraction=cfg.zero_prefix_fraction, seed=cfg.seed)
+    out = Path(cfg.out)
+    path = out / "train.jsonl"
+    write_jsonl(path, rows)
+    write_json(out / "stats.json", dataset_stats(rows, tok))
+    save_config(cfg, out)
+    return path
+
+
+def run_distill(cfg: DistillConfig) -> Path:
+    """Answer prompts with the model (batched, greedy) and write {messages} conversations; returns the file."""
+    from ..eval.generate import GenerationRequest, generate
+    from ..io import write_jsonl
+    from ..models import load_model
+
+    prompts = load_prompt_set(cfg.prompts, cfg.split, cfg.heldout_fraction)
+    model, tok = load_model(cfg.model, adapter=cfg.adapter)
+    requests = [GenerationRequest(messages=[{"role": "user", "content": p["prompt"]}]) for p in prompts]
+    answers = generate(model, tok, requests, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size)
+    rows = [{"id": p["id"], "source": f"distill:{cfg.model}",
+             "messages": [{"role": "user", "content": p["prompt"]}, {"role": "assistant", "content": a}]}
+            for p, a in zip(prompts, answers, strict=True) if len(a.strip()) >= cfg.min_chars]
+    out = Path(cfg.out)
+    write_jsonl(out, rows)
+    save_config(cfg, out.parent, name=out.stem + ".config.yaml")
+    return out
+
+
+def _build(args) -> int:
+    import json
+
+    cfg = resolve_config(BuildConfig, args)
+    path = run_build(cfg)
+    stats = json.loads((path.parent / "stats.json").read_text(encoding="utf-8"))
+    print(f"{cfg.recipe}: {stats['n']} examples {stats['counts']} -> {path}")
+    return 0
+
+
+def _distill(args) -> int:
+    cfg = resolve_config(DistillConfig, args)
+    path = run_distill(cfg)
+    n = sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    print(f"distilled {n} helpful conversations -> {path}")
+    return 0

@@ -1,0 +1,124 @@
+"""DeRTa example builders: turn safety triples + helpful chats into the rows of one training recipe.
+
+A row is text, not tokens, so any chat template can tokenize it later (`safekeel.data.tokenize`):
+`{"id", "kind", "messages", "masked_prefix"?, "source_id"?}`. Kinds:
+- `helpful`: a helpful conversation, every assistant turn trained.
+- `safe`: q -> r (plain refusal SFT).
+- `prefix`: harmful-prefix MLE, the assistant turn is ĥ[:k] + " " + r; `masked_prefix` = ĥ[:k] is never trained.
+- `rto`: Reinforced Transition Optimization, the assistant turn is the full ĥ; every position targets the refusal
+  token (labels are built by the tokenizer step).
+
+Prefix lengths come from a per-triple RNG seeded by (seed, triple id, copy), so the same inputs and seed give the same
+file, and adding a triple does not change the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import Counter
+from collections.abc import Sequence
+
+from .records import Conversation, SafetyTriple
+
+RECIPES = {
+    # recipe: safety kinds built per triple (helpful data is always included)
+    "derta": ("prefix", "rto"),
+    "vanilla": ("safe", "safe"),
+    "prefix_only": ("prefix", "prefix"),
+    "rto_only": ("safe", "rto"),
+}
+KINDS = ("helpful", "safe", "prefix", "rto")
+
+
+def _rng(seed: int, *parts: str) -> random.Random:
+    digest = hashlib.sha256("\x1f".join([str(seed), *parts]).encode("utf-8")).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def sample_prefix(harmful: str, rng: random.Random, unit: str = "tokens", tokenizer=None,
+                  zero_prefix_fraction: float = 0.0) -> str:
+    """A prefix of `harmful` cut at a token or word boundary.
+
+    tokens (paper): k ~ U{0..|ĥ|} tokens of ĥ as the tokenizer splits it, cut at the token's character end so the
+    prefix is exact text. words (reference code): k ~ U{1..n-2} space-separated words. Either way a fraction
+    `zero_prefix_fraction` of examples gets k = 0.
+    """
+    if zero_prefix_fraction > 0 and rng.random() < zero_prefix_fraction:
+        return ""
+    if unit == "words":
+        words = harmful.split(" ")
+        if len(words) < 3:
+            return ""
+        return " ".join(words[: rng.randint(1, len(words) - 2)])
+    if tokenizer is None:
+        raise ValueError("token-unit prefixes need a tokenizer")
+    offsets = tokenizer(harmful, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    k = rng.randint(0, len(offsets))
+    return harmful[: offsets[k - 1][1]].rstrip() if k else ""
+
+
+def join_prefix(prefix: str, response: str) -> str:
+    """ĥ[:k] + r with one space between (so the first refusal token does not fuse with the last prefix token)."""
+    if not prefix:
+        return response
+    return prefix + ("" if prefix[-1].isspace() else " ") + response
+
+
+def _chat(prompt: str, answer: str) -> list[dict]:
+    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+
+
+def triple_rows(t: SafetyTriple, kind: str, copy: int, seed: int, prefix_unit: str, tokenizer,
+                zero_prefix_fraction: float) -> dict:
+    row = {"id": f"{t.id}:{kind}:{copy}", "kind": kind, "source_id": t.id}
+    if kind == "safe":
+        row["messages"] = _chat(t.prompt, t.safe_response)
+    elif kind == "rto":
+        row["messages"] = _chat(t.prompt, t.harmful_response)
+    elif kind == "prefix":
+        rng = _rng(seed, t.id, str(copy))
+        prefix = sample_prefix(t.harmful_response, rng, prefix_unit, tokenizer, zero_prefix_fraction)
+        row["messages"] = _chat(t.prompt, join_prefix(prefix, t.safe_response))
+        row["masked_prefix"] = prefix
+    else:
+        raise ValueError(f"unknown safety kind {kind!r}")
+    return row
+
+
+def build_examples(triples: Sequence[SafetyTriple], helpful: Sequence[Conversation], recipe: str = "derta",
+                   tokenizer=None, prefix_unit: str = "tokens", zero_prefix_fraction: float = 0.0,
+                   seed: int = 0) -> list[dict]:
+    """All rows of a recipe, shuffled with `seed` (deterministic)."""
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r} (known: {', '.join(RECIPES)})")
+    rows = [{"id": f"{c.id}:helpful", "kind": "helpful", "messages": c.messages} for c in helpful]
+    for t in triples:
+        for copy, kind in enumerate(RECIPES[recipe]):
+            rows.append(triple_rows(t, kind, copy, seed, prefix_unit, tokenizer, zero_prefix_fraction))
+    random.Random(seed).shuffle(rows)
+    return rows
+
+
+def dataset_stats(rows: Sequence[dict], tokenizer) -> dict:
+    """Counts per kind, token lengths of the rendered rows, and a histogram of harmful-prefix lengths in tokens."""
+    counts = Counter(r["kind"] for r in rows)
+    lengths: dict[str, list[int]] = {}
+    prefix_tokens = []
+    for r in rows:
+        text = tokenizer.apply_chat_template(r["messages"], tokenize=False)
+        lengths.setdefault(r["kind"], []).append(len(tokenizer(text, add_special_tokens=False)["input_ids"]))
+        if r["kind"] == "prefix":
+            p = r.get("masked_prefix", "")
+            prefix_tokens.append(len(tokenizer(p, add_special_tokens=False)["input_ids"]) if p else 0)
+    edges = [0, 1, 8, 16, 32, 64, 128, 256, 512, 10**9]
+    hist = {(f"{lo}" if hi == lo + 1 else f"{lo}-{hi - 1}") if hi < 10**9 else f"{lo}+": sum(lo <= n < hi for n in prefix_tokens)
+            for lo, hi in zip(edges, edges[1:], strict=False)}
+    return {
+        "n": len(rows), "counts": {k: counts.get(k, 0) for k in KINDS if counts.get(k)},
+        "tokens": {k: {"min": min(v), "mean": round(sum(v) / len(v), 1), "max": max(v), "total": sum(v)}
+                   for k, v in sorted(lengths.items())},
+        "prefix_tokens_histogram": hist if prefix_tokens else {},
+        "prefix_zero_fraction": round(sum(n == 0 for n in prefix_tokens) / len(prefix_tokens), 4)
+        if prefix_tokens else None,
+    }

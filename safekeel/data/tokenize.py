@@ -1,0 +1,136 @@
+"""Chat-template tokenization with exact label masks, for any template.
+
+The whole conversation is rendered once with the tokenizer's own chat template; each message's content is located
+in the rendered text and the character spans are mapped to tokens with the offset mapping. So ChatML, Llama-3,
+Mistral, Gemma... all work without per-template code, and the trained tokens are exactly those the model will see.
+
+Labels follow the HF convention (the model shifts them: labels[i] is predicted from position i-1):
+- MLE rows (`helpful`, `safe`, `prefix`): assistant content tokens + the end-of-turn token are targets; the prompt,
+  template headers and the harmful prefix (`masked_prefix`) are -100. A token that touches the harmful prefix is
+  masked, so prefix text is never in the loss.
+- RTO rows: labels[first .. last+1] = the refusal token, where first..last are the tokens of ĥ. After the shift,
+  every context q+ĥ<t (t = 0..|ĥ|, from the generation prompt to the end of ĥ) predicts the refusal token.
+`kinds` marks each target as MLE (1) or RTO (2) so the trainer can log both losses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import DataError
+
+IGNORE = -100
+MLE, RTO = 1, 2
+
+
+@dataclass
+class Tokenized:
+    input_ids: list[int]
+    labels: list[int]
+    kinds: list[int]  # 0 = no target, 1 = MLE target, 2 = RTO target
+
+    def to_dict(self) -> dict:
+        return {"input_ids": self.input_ids, "labels": self.labels, "kinds": self.kinds}
+
+
+def _encode(tok, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+    # The template already holds BOS where the model wants one; do not add a second.
+    enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+    return enc["input_ids"], [tuple(o) for o in enc["offset_mapping"]]
+
+
+def content_spans(tok, messages: list[dict], where: str = "<example>") -> tuple[str, list[tuple[int, int]]]:
+    """(rendered text, character span of each message's content) found in order in the rendered conversation."""
+    text = tok.apply_chat_template(messages, tokenize=False)
+    spans, cursor = [], 0
+    for i, m in enumerate(messages):
+        pos = text.find(m["content"], cursor)
+        if pos < 0:
+            raise DataError(where, None, f"messages[{i}].content",
+                            "the chat template changed this message's text, cannot map it to tokens")
+        spans.append((pos, pos + len(m["content"])))
+        cursor = pos + len(m["content"])
+    return text, spans
+
+
+def _overlaps(span: tuple[int, int], lo: int, hi: int) -> bool:
+    return span[0] < hi and span[1] > lo and span[1] > span[0]
+
+
+def _end_of_turn(tok, ids, offsets, content_end: int, next_start: int) -> list[int]:
+    """Token indices after the content up to and including the first special token (the end-of-turn marker)."""
+    special = set(tok.all_special_ids)
+    out = []
+    for i, (s, e) in enumerate(offsets):
+        if e <= content_end or (s >= next_start and out):
+            continue
+        if s >= next_start:
+            break
+        out.append(i)
+        if ids[i] in special:
+            break
+    return out
+
+
+def refusal_token_id(tok, refusal: str = "Sorry") -> int:
+    """The first token of `refusal` as it tokenizes at the start of an assistant turn (never hard-coded)."""
+    msgs = [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": refusal}]
+    text, spans = content_spans(tok, msgs, "<refusal string>")
+    ids, offsets = _encode(tok, text)
+    lo, hi = spans[-1]
+    for i, span in enumerate(offsets):
+        if _overlaps(span, lo, hi):
+            return ids[i]
+    raise DataError("<refusal string>", None, "refusal", f"{refusal!r} produced no token in an assistant turn")
+
+
+def tokenize_row(tok, row: dict, refusal_id: int, max_length: int | None = None) -> Tokenized:
+    """Input ids, labels and target kinds for one built row (see module docstring); raises on zero targets."""
+    where = f"example {row.get('id', '?')}"
+    messages = row["messages"]
+    text, spans = content_spans(tok, messages, where)
+    ids, offsets = _encode(tok, text)
+    labels, kinds = [IGNORE] * len(ids), [0] * len(ids)
+    kind = row.get("kind", "helpful")
+    if kind == "rto":
+        lo, hi = spans[-1]
+        if messages[-1]["role"] != "assistant":
+            raise DataError(where, None, "messages", "an RTO row must end with the assistant's harmful response")
+        inside = [i for i, sp in enumerate(offsets) if _overlaps(sp, lo, hi)]
+        if not inside:
+            raise DataError(where, None, "messages", "the harmful response produced no tokens")
+        for i in range(inside[0], min(inside[-1] + 2, len(ids))):  # +1: the context after the last harmful token
+            labels[i], kinds[i] = refusal_id, RTO
+    else:
+        for m_idx, m in enumerate(messages):
+            if m["role"] != "assistant":
+                continue
+            lo, hi = spans[m_idx]
+            masked_hi = lo
+            if m_idx == len(messages) - 1 and row.get("masked_prefix"):
+                if not m["content"].startswith(row["masked_prefix"]):
+                    raise DataError(where, None, "masked_prefix", "is not the start of the assistant answer")
+                masked_hi = lo + len(row["masked_prefix"])
+            next_start = spans[m_idx + 1][0] if m_idx + 1 < len(messages) else len(text) + 1
+            trained = [i for i, sp in enumerate(offsets)
+                       if _overlaps(sp, masked_hi, hi) and not _overlaps(sp, lo, masked_hi)]
+            trained += _end_of_turn(tok, ids, offsets, hi, next_start)
+            for i in trained:
+                labels[i], kinds[i] = ids[i], MLE
+    if max_length is not None and len(ids) > max_length:
+        ids, labels, kinds = ids[:max_length], labels[:max_length], kinds[:max_length]
+    if all(lab == IGNORE for lab in labels):
+        raise DataError(where, None, None, f"no trainable tokens (kind {kind}, {len(ids)} tokens after truncation "
+                                           f"to max_length={max_length}): raise max_length or fix the example")
+    return Tokenized(ids, labels, kinds)
+
+
+def tokenize_rows(tok, rows: list[dict], refusal: str = "Sorry", max_length: int | None = None) -> list[dict]:
+    """Tokenize every row (see `tokenize_row`); each dict also keeps the row's `id` and `kind`."""
+    rid = refusal_token_id(tok, refusal)
+    out = []
+    for r in rows:
+        d = tokenize_row(tok, r, rid, max_length).to_dict()
+        d["id"], d["kind"] = r.get("id"), r.get("kind", "helpful")
+        out.append(d)
+    return out

@@ -1,0 +1,194 @@
+"""`run_train(cfg)`: tokenize a built DeRTa / baseline set, train (full FT or LoRA) with resume, save everything.
+
+Output directory: checkpoints/ (resumable), model/ (final model or adapter + tokenizer), config.yaml,
+train_log.jsonl (loss, mle_loss, rto_loss per logging step), summary.json.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ..config import field, save_config
+from ..errors import ConfigError, DataError, SafekeelError
+from ..io import read_jsonl_rows, write_json, write_jsonl
+
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass
+class TrainConfig:
+    model: str = field("smollm2-135m", help="base model: embedded name, HF id or local folder")
+    data: str | None = field(None, help="training set built by `safekeel data build` (train.jsonl); required")
+    out: str = field("runs/train/derta", help="output directory")
+    refusal: str = field("Sorry", help="refusal string; its first assistant-turn token is the RTO target")
+    rto_keep_fraction: float = field(1.0, help="fraction of RTO targets kept, resampled each step (reference: ~0.05)")
+    max_length: int = field(512, help="truncate tokenized examples to this many tokens")
+    pack: bool = field(True, help="padding-free packing of each batch (False: pad to the longest)")
+    epochs: float = field(1.0, help="training epochs")
+    max_steps: int = field(-1, help="stop after this many optimizer steps (-1: use epochs)")
+    batch_size: int = field(4, help="examples per device per step")
+    grad_accum: int = field(1, help="gradient accumulation steps")
+    lr: float = field(2e-5, help="peak learning rate (reference full FT 2e-5, LoRA 1e-4)")
+    scheduler: str = field("cosine", help="learning-rate schedule (transformers name)")
+    warmup_ratio: float = field(0.03, help="warmup fraction of the steps")
+    weight_decay: float = field(0.0, help="AdamW weight decay")
+    seed: int = field(0, help="seed (model init of LoRA, data order, RTO sampling)")
+    lora: bool = field(False, help="train a LoRA adapter (PEFT) instead of all weights")
+    lora_r: int = field(16, help="LoRA rank (reference 70B: 96)")
+    lora_alpha: int = field(16, help="LoRA alpha")
+    lora_dropout: float = field(0.05, help="LoRA dropout")
+    lora_targets: list[str] = field(LORA_TARGETS, help="module names that get LoRA adapters")
+    bf16: Literal["auto", "true", "false"] = field("auto", help="bf16 mixed precision (auto: on a GPU that has it)")
+    gradient_checkpointing: bool = field(False, help="recompute activations to save memory")
+    logging_steps: int = field(1, help="log every N steps")
+    save_steps: int = field(50, help="checkpoint every N steps")
+    save_total_limit: int = field(2, help="checkpoints kept")
+    resume: bool = field(False, help="continue from the last checkpoint in OUT/checkpoints")
+    progress: bool = field(True, help="show a rich progress bar")
+    freeze_units: str | None = field(None, help="unit map: keep these safety units fixed (SSAH freezing)")
+    freeze_classes: list[str] = field(["esu", "cu"], help="unit classes kept fixed with --freeze-units")
+    train_only_units: str | None = field(None, help="unit map: train only these units (alignment budget)")
+    train_only_classes: list[str] = field(["ru"], help="unit classes trained with --train-only-units")
+
+    def validate(self) -> None:
+        if not self.data:
+            raise ConfigError("missing value for: --data (a train.jsonl from `safekeel data build`)")
+        if not 0.0 < self.rto_keep_fraction <= 1.0:
+            raise ConfigError("'rto_keep_fraction' must be in (0, 1]")
+        if self.freeze_units and self.train_only_units:
+            raise ConfigError("use either --freeze-units or --train-only-units, not both")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ConfigError("'warmup_ratio' must be in [0, 1)")
+        if self.batch_size < 1 or self.grad_accum < 1 or self.max_length < 8:
+            raise ConfigError("batch_size and grad_accum must be >= 1, max_length >= 8")
+
+
+def load_rows(path: str) -> list[dict]:
+    p = Path(path)
+    if not p.exists():
+        raise DataError(path, None, None, "file not found (build it with `safekeel data build`)")
+    rows = list(read_jsonl_rows(p))
+    for n, r in enumerate(rows, start=1):
+        if not isinstance(r, dict) or not isinstance(r.get("messages"), list):
+            raise DataError(path, n, "messages", "expected a built row with 'messages' (see `safekeel data build`)")
+        if r.get("kind", "helpful") not in ("helpful", "safe", "prefix", "rto"):
+            raise DataError(path, n, "kind", f"unknown kind {r.get('kind')!r}")
+    if not rows:
+        raise DataError(path, None, None, "no rows")
+    return rows
+
+
+def _bf16(setting: str) -> bool:
+    import torch
+
+    if setting == "auto":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return setting == "true"
+
+
+def _apply_lora(model, cfg: TrainConfig):
+    from peft import LoraConfig, get_peft_model
+
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    targets = [t for t in cfg.lora_targets if t in present]
+    if not targets:
+        raise ConfigError(f"none of the LoRA targets {cfg.lora_targets} exist in this model")
+    lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=targets, task_type="CAUSAL_LM")
+    model = get_peft_model(model, lcfg)
+    if cfg.gradient_checkpointing:
+        model.enable_input_require_grads()
+    return model
+
+
+def _unit_callback(model, cfg: TrainConfig):
+    if not (cfg.freeze_units or cfg.train_only_units):
+        return None
+    try:
+        from ..units.freeze import build_freeze_callback
+    except ImportError as e:
+        raise SafekeelError(f"unit freezing is not available in this install: {e}") from None
+    if cfg.freeze_units:
+        return build_freeze_callback(model, cfg.freeze_units, cfg.freeze_classes, mode="freeze")
+    return build_freeze_callback(model, cfg.train_only_units, cfg.train_only_classes, mode="train_only")
+
+
+def _trim_log(path: Path, last_step: int) -> None:
+    """On resume, drop log rows written after the checkpoint (they will be logged again)."""
+    if path.exists():
+        write_jsonl(path, [r for r in read_jsonl_rows(path) if r.get("step", 0) <= last_step])
+
+
+def run_train(cfg: TrainConfig) -> Path:
+    """Train and return the output directory (see module docstring for its contents)."""
+    import torch
+    from transformers import PrinterCallback, TrainingArguments
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from ..data.tokenize import tokenize_rows
+    from ..models import load_model
+    from .collator import DertaCollator
+    from .trainer import DertaTrainer, EpochToCollator, JsonlLogCallback, RichProgress
+
+    t0 = time.time()
+    out = Path(cfg.out)
+    ckpt_dir = out / "checkpoints"
+    last = get_last_checkpoint(str(ckpt_dir)) if cfg.resume and ckpt_dir.is_dir() else None
+    if not cfg.resume and (out / "train_log.jsonl").exists():
+        raise SafekeelError(f"{out} already holds a run: pass --resume true to continue it, or choose another --out")
+    save_config(cfg, out)
+    rows = load_rows(cfg.data)
+    torch.manual_seed(cfg.seed)
+    model, tok = load_model(cfg.model, dtype="float32")
+    features = tokenize_rows(tok, rows, refusal=cfg.refusal, max_length=cfg.max_length)
+    for i, f in enumerate(features):
+        f["idx"] = i
+    model.config.use_cache = False
+    if cfg.lora:
+        model = _apply_lora(model, cfg)
+    unit_cb = _unit_callback(model, cfg)
+    collator = DertaCollator(tok.pad_token_id, cfg.rto_keep_fraction, cfg.seed, pack=cfg.pack)
+    callbacks = [EpochToCollator(collator), JsonlLogCallback(out / "train_log.jsonl")]
+    if cfg.progress:
+        callbacks.append(RichProgress())
+    if unit_cb is not None:
+        callbacks.append(unit_cb)
+    args = TrainingArguments(
+        output_dir=str(ckpt_dir), num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.lr, lr_scheduler_type=cfg.scheduler, warmup_steps=cfg.warmup_ratio,
+        weight_decay=cfg.weight_decay, seed=cfg.seed, data_seed=cfg.seed, bf16=_bf16(cfg.bf16),
+        activation_checkpointing=cfg.gradient_checkpointing, logging_steps=cfg.logging_steps,
+        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
+        report_to="none", disable_tqdm=True, remove_unused_columns=False, dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        logging_first_step=False)
+    trainer = DertaTrainer(model=model, args=args, train_dataset=features, data_collator=collator,
+                           processing_class=tok, callbacks=callbacks)
+    if cfg.progress:
+        trainer.remove_callback(PrinterCallback)  # the rich bar shows the losses; train_log.jsonl keeps them
+    if last:
+        _trim_log(out / "train_log.jsonl", int(Path(last).name.split("-")[-1]))
+    result = trainer.train(resume_from_checkpoint=last)
+    final = out / "model"
+    trainer.save_model(str(final))
+    tok.save_pretrained(str(final))
+    save_config(cfg, final, name="safekeel_train.yaml")
+    n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    n_all = sum(p.numel() for p in model.parameters())
+    kinds: dict[str, int] = {}
+    for f in features:
+        kinds[f["kind"]] = kinds.get(f["kind"], 0) + 1
+    summary = {
+        "model": cfg.model, "data": cfg.data, "examples": len(features), "kinds": kinds,
+        "tokens": sum(len(f["input_ids"]) for f in features), "steps": trainer.state.global_step,
+        "train_loss": result.training_loss, "resumed_from": Path(last).name if last else None,
+        "lora": cfg.lora, "trainable_params": n_train, "total_params": n_all,
+        "trainable_fraction": getattr(unit_cb, "trainable_fraction", n_train / max(n_all, 1)),
+        "seconds": round(time.time() - t0, 1), "final": str(final.name),
+    }
+    write_json(out / "summary.json", summary)
+    return out

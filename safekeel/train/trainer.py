@@ -1,0 +1,117 @@
+"""A small `transformers.Trainer` subclass: one CE over all targets, plus MLE / RTO losses logged separately.
+
+The training loss is the reference behaviour: one mean cross-entropy over every unmasked token. The collator's
+`kinds` tensor (1 = MLE target, 2 = RTO target) splits the same per-token losses into two running sums that are
+logged as `mle_loss` and `rto_loss`: no second forward, no extra pass over the logits (labels are shifted, not the
+logits, exactly as transformers' own causal-LM loss does), so a DeRTa step costs what a plain SFT step costs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from transformers import Trainer, TrainerCallback
+
+from ..data.tokenize import IGNORE, MLE, RTO
+from ..io import append_jsonl
+
+
+def per_token_ce(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(per-token CE of the shifted targets, the shifted labels); labels are padded on the right, logits untouched."""
+    shift = F.pad(labels, (0, 1), value=IGNORE)[..., 1:]
+    ce = F.cross_entropy(logits.float().view(-1, logits.size(-1)), shift.reshape(-1), ignore_index=IGNORE,
+                         reduction="none")
+    return ce, shift.reshape(-1)
+
+
+class DertaTrainer(Trainer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._kind_sums = None  # [mle_sum, mle_n, rto_sum, rto_n] since the last log, kept on device (no sync)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        kinds = inputs.pop("kinds", None)
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        ce, shift = per_token_ce(outputs.logits, labels)
+        total = ce.sum()
+        if num_items_in_batch is not None:
+            self.loss_is_scaled_for_ga = True
+            loss = total / num_items_in_batch
+            if self.args.average_tokens_across_devices:
+                loss = loss * self.accelerator.num_processes
+        else:
+            loss = total / (shift != IGNORE).sum().clamp(min=1)
+        if kinds is not None and model.training:
+            with torch.no_grad():
+                k = F.pad(kinds, (0, 1), value=0)[..., 1:].reshape(-1)
+                ce_d = ce.detach()
+                mle, rto = (k == MLE), (k == RTO)
+                sums = torch.stack([(ce_d * mle).sum(), mle.sum(), (ce_d * rto).sum(), rto.sum()]).float()
+                self._kind_sums = sums if self._kind_sums is None else self._kind_sums + sums
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if self._kind_sums is not None and "loss" in logs:
+            mle_sum, mle_n, rto_sum, rto_n = self._kind_sums.tolist()
+            logs["mle_loss"] = round(mle_sum / mle_n, 6) if mle_n else None
+            logs["rto_loss"] = round(rto_sum / rto_n, 6) if rto_n else None
+            logs["mle_tokens"], logs["rto_tokens"] = int(mle_n), int(rto_n)
+            self._kind_sums = None
+        super().log(logs, start_time)
+
+
+class EpochToCollator(TrainerCallback):
+    """Tell the collator which epoch starts, so its per-example RTO sampling is fresh each epoch and resumable."""
+
+    def __init__(self, collator):
+        self.collator = collator
+
+    def on_epoch_begin(self, args, state, control, **kw):
+        self.collator.epoch = math.floor((state.epoch or 0.0) + 1e-9)
+
+
+class JsonlLogCallback(TrainerCallback):
+    """train_log.jsonl: one row per logging step (loss, mle_loss, rto_loss, learning rate, grad norm)."""
+
+    KEYS = ("loss", "mle_loss", "rto_loss", "mle_tokens", "rto_tokens", "learning_rate", "grad_norm", "epoch")
+
+    def __init__(self, path):
+        self.path = path
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if state.is_world_process_zero and logs and "loss" in logs:
+            append_jsonl(self.path, {"step": state.global_step, **{k: logs.get(k) for k in self.KEYS if k in logs}})
+
+
+class RichProgress(TrainerCallback):
+    """A rich progress bar with the latest loss / mle / rto values (replaces transformers' tqdm)."""
+
+    def __init__(self):
+        self.progress, self.task = None, None
+
+    def on_train_begin(self, args, state, control, **kw):
+        if not state.is_world_process_zero:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                 TextColumn("{task.fields[info]}"), transient=False)
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=state.max_steps, completed=state.global_step, info="")
+
+    def on_step_end(self, args, state, control, **kw):
+        if self.progress:
+            self.progress.update(self.task, completed=state.global_step)
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if self.progress and logs and "loss" in logs:
+            parts = [f"{k} {logs[k]:.4f}" for k in ("loss", "mle_loss", "rto_loss") if logs.get(k) is not None]
+            self.progress.update(self.task, info="  ".join(parts))
+
+    def on_train_end(self, args, state, control, **kw):
+        if self.progress:
+            self.progress.stop()
+            self.progress = None
