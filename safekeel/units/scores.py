@@ -1,0 +1,165 @@
+"""Per-unit importance scores: ssah, wanda (forward hooks on B's input) and snip (|W ⊙ ∇W L|, needs backward).
+
+Scoring state is O(units): per block a float64 running mean / M2 (Chan's parallel update of Welford's variance) and
+a sum of squares of B's input channels over response tokens. `ssah` and `wanda` run the decoder stack only (no LM
+head, no logits): the statistics live inside the layers, so that is all the compute they need.
+
+  ssah : I_j = Var_tokens(X_j) * ||W_B[:, j]||^2
+  wanda: I_j = sum_i |W_B[i, j]| * ||X_j||_2             (Wanda's |W|·||X|| aggregated over the unit's column)
+  snip : I_j = sum_batches sum_{w in unit j} |w * dL_batch/dw|   (per-batch |.|, as SNIP; L = mean CE on response
+         tokens of the batch). Unit weights: MLP = gate/up rows j + down column j; attention = o_proj column j + the
+         v_proj row feeding channel j (shared by the channels of one kv head under GQA).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+from .calibration import Batch
+from .discover import UnitModule, find_units
+
+METHODS = ("ssah", "wanda", "snip")
+
+
+class ChannelStats:
+    """Streaming count / mean / M2 / sum of squares of one block's input channels (float64, O(units))."""
+
+    def __init__(self, n: int):
+        self.count = 0
+        self.mean = torch.zeros(n, dtype=torch.float64)
+        self.m2 = torch.zeros(n, dtype=torch.float64)
+        self.sumsq = torch.zeros(n, dtype=torch.float64)
+
+    def update(self, x: torch.Tensor) -> None:
+        """x: (tokens, n)."""
+        nb = x.shape[0]
+        if nb == 0:
+            return
+        x = x.detach().to("cpu", torch.float64)
+        mean_b = x.mean(0)
+        m2_b = ((x - mean_b) ** 2).sum(0)
+        total = self.count + nb
+        delta = mean_b - self.mean
+        self.mean += delta * (nb / total)
+        self.m2 += m2_b + delta**2 * (self.count * nb / total)
+        self.sumsq += (x**2).sum(0)
+        self.count = total
+
+    @property
+    def variance(self) -> torch.Tensor:
+        return self.m2 / max(self.count, 1)
+
+    @property
+    def norm(self) -> torch.Tensor:
+        return self.sumsq.sqrt()
+
+
+def _base_forward(model):
+    """The decoder stack without the LM head (falls back to the full model)."""
+    get = getattr(model, "get_decoder", None)
+    dec = get() if callable(get) else None
+    return dec if dec is not None and dec is not model else model
+
+
+@torch.no_grad()
+def activation_stats(model, batches: Iterable[Batch], units: list[UnitModule] | None = None) -> dict[str, ChannelStats]:
+    """Statistics of every block's B input over response tokens, one batched forward per batch."""
+    units = units or find_units(model)
+    stats = {u.key: ChannelStats(u.n_units) for u in units}
+    current: dict[str, torch.Tensor] = {}
+    handles = []
+    for u in units:
+        def hook(mod, args, key=u.key):
+            x = args[0]
+            stats[key].update(x[current["mask"]])
+        handles.append(u.output.register_forward_pre_hook(hook))
+    device = next(model.parameters()).device
+    forward = _base_forward(model)
+    try:
+        for b in batches:
+            current["mask"] = b.response_mask.to(device)
+            forward(input_ids=b.input_ids.to(device), attention_mask=b.attention_mask.to(device), use_cache=False)
+    finally:
+        for h in handles:
+            h.remove()
+    return stats
+
+
+def ssah_from_stats(units: list[UnitModule], stats: dict[str, ChannelStats]) -> dict[str, torch.Tensor]:
+    out = {}
+    for u in units:
+        col_sq = u.output.weight.detach().to("cpu", torch.float64).pow(2).sum(0)
+        out[u.key] = (stats[u.key].variance * col_sq).float()
+    return out
+
+
+def wanda_from_stats(units: list[UnitModule], stats: dict[str, ChannelStats]) -> dict[str, torch.Tensor]:
+    out = {}
+    for u in units:
+        col_abs = u.output.weight.detach().to("cpu", torch.float64).abs().sum(0)
+        out[u.key] = (col_abs * stats[u.key].norm).float()
+    return out
+
+
+def unit_weight_sums(u: UnitModule, per_weight: dict[int, torch.Tensor]) -> torch.Tensor:
+    """Sum a per-weight quantity (keyed by id(weight)) over each unit's weights; O(units) result."""
+    n = u.n_units
+    total = per_weight[id(u.output.weight)].sum(0).to(torch.float64).cpu()
+    for a, offsets in zip(u.inputs, u.input_offsets, strict=True):
+        rows = per_weight[id(a.weight)].sum(1).to(torch.float64).cpu()
+        for off in offsets:
+            total += rows[off:off + n]
+        if a.bias is not None and id(a.bias) in per_weight:
+            b = per_weight[id(a.bias)].to(torch.float64).cpu()
+            for off in offsets:
+                total += b[off:off + n]
+    if u.v_proj is not None:
+        v = per_weight[id(u.v_proj.weight)].sum(1).to(torch.float64).cpu()
+        rows = u.v_rows(torch.arange(n))
+        total += v[rows]
+        if u.v_proj.bias is not None and id(u.v_proj.bias) in per_weight:
+            total += per_weight[id(u.v_proj.bias)].to(torch.float64).cpu()[rows]
+    return total
+
+
+def snip_scores(model, batches: Iterable[Batch], units: list[UnitModule] | None = None) -> dict[str, torch.Tensor]:
+    """Accumulate |W ⊙ ∇W L| per batch, summed over each unit's weights (needs one backward per batch)."""
+    units = units or find_units(model)
+    params = {}
+    for u in units:
+        for lin in [u.output, *u.inputs, *([u.v_proj] if u.v_proj is not None else [])]:
+            for p in (lin.weight, lin.bias):
+                if p is not None:
+                    params[id(p)] = p
+    saved_flags = {n: p.requires_grad for n, p in model.named_parameters()}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in params)
+    acc = {u.key: torch.zeros(u.n_units, dtype=torch.float64) for u in units}
+    device = next(model.parameters()).device
+    try:
+        for b in batches:
+            model.zero_grad(set_to_none=True)
+            out = model(input_ids=b.input_ids.to(device), attention_mask=b.attention_mask.to(device),
+                        labels=b.labels.to(device), use_cache=False)
+            out.loss.backward()
+            with torch.no_grad():
+                per_weight = {k: (p.detach() * p.grad).abs() for k, p in params.items() if p.grad is not None}
+                for u in units:
+                    acc[u.key] += unit_weight_sums(u, per_weight)
+            del per_weight
+    finally:
+        model.zero_grad(set_to_none=True)
+        for n, p in model.named_parameters():
+            p.requires_grad_(saved_flags[n])
+    return {k: v.float() for k, v in acc.items()}
+
+
+def score(model, batches: list[Batch], method: str) -> dict[str, torch.Tensor]:
+    """Per-block unit scores (float32 tensors of length n_units) for one calibration set."""
+    units = find_units(model)
+    if method == "snip":
+        return snip_scores(model, batches, units)
+    stats = activation_stats(model, batches, units)
+    return ssah_from_stats(units, stats) if method == "ssah" else wanda_from_stats(units, stats)
