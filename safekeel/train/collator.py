@@ -3,7 +3,8 @@
 Packing: the examples of a batch are concatenated into one row with `position_ids` restarting at 0 for each
 example and no attention mask; transformers detects the packed layout from the position ids and builds a
 block-diagonal causal mask, so no compute is spent on pad tokens. The first label of every packed example is -100
-(it would be predicted from the previous example). `pack=False` gives classic right padding + attention mask.
+(it would be predicted from the previous example). The model must run without a KV cache (`use_cache=False`, as
+in training), otherwise transformers skips the packed-mask detection. `pack=False` gives classic right padding + attention mask.
 
 `rto_keep_fraction` < 1 keeps a fresh random subset of each RTO row's targets every time the row is batched (the
 reference full-FT runs trained ~5% of RTO positions per step). The subset comes from a generator seeded by

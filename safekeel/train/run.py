@@ -122,8 +122,8 @@ def _trim_log(path: Path, last_step: int) -> None:
         write_jsonl(path, [r for r in read_jsonl_rows(path) if r.get("step", 0) <= last_step])
 
 
-def run_train(cfg: TrainConfig) -> Path:
-    """Train and return the output directory (see module docstring for its contents)."""
+def run_train(cfg: TrainConfig, callbacks: list | None = None) -> Path:
+    """Train and return the output directory (see module docstring); `callbacks` are extra TrainerCallbacks."""
     import torch
     from transformers import PrinterCallback, TrainingArguments
     from transformers.trainer_utils import get_last_checkpoint
@@ -151,7 +151,7 @@ def run_train(cfg: TrainConfig) -> Path:
         model = _apply_lora(model, cfg)
     unit_cb = _unit_callback(model, cfg)
     collator = DertaCollator(tok.pad_token_id, cfg.rto_keep_fraction, cfg.seed, pack=cfg.pack)
-    callbacks = [EpochToCollator(collator), JsonlLogCallback(out / "train_log.jsonl")]
+    callbacks = [EpochToCollator(collator), JsonlLogCallback(out / "train_log.jsonl"), *(callbacks or [])]
     if cfg.progress:
         callbacks.append(RichProgress())
     if unit_cb is not None:
