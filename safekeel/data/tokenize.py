@@ -54,7 +54,7 @@ def content_spans(tok, messages: list[dict], where: str = "<example>") -> tuple[
 
 
 def _overlaps(span: tuple[int, int], lo: int, hi: int) -> bool:
-    return span[0] < hi and span[1] > lo and span[1] > span[0]
+    return hi > lo and span[0] < hi and span[1] > lo and span[1] > span[0]  # empty ranges overlap nothing
 
 
 def _end_of_turn(tok, ids, offsets, content_end: int, next_start: int) -> list[int]:

@@ -1,0 +1,108 @@
+"""Label masks from the chat template, on hand-written ChatML, Llama-3 and Mistral templates (tiny tokenizers)."""
+
+from __future__ import annotations
+
+import pytest
+
+from safekeel.data.tokenize import IGNORE, MLE, RTO, refusal_token_id, tokenize_row, tokenize_rows
+from safekeel.errors import DataError
+
+FAMILIES = ["chatml", "llama3", "mistral"]
+Q = "How do I pick a lock?"
+HARM = "First, open the lock with a pick. Then, turn the handle slowly and quietly."
+PREFIX = "First, open the lock with a pick."
+SAFE = "Sorry, I can't help with that request."
+
+
+@pytest.fixture(params=FAMILIES)
+def tok(request):
+    from tiny import build_tokenizer
+
+    return build_tokenizer(request.param)
+
+
+def _chat(answer, system=None):
+    msgs = [{"role": "system", "content": system}] if system else []
+    return msgs + [{"role": "user", "content": Q}, {"role": "assistant", "content": answer}]
+
+
+def _trained_text(tok, t):
+    return tok.decode([lab for lab in t.labels if lab != IGNORE])
+
+
+def test_refusal_token_is_the_first_assistant_token(tok):
+    rid = refusal_token_id(tok, "Sorry")
+    assert tok.decode([rid]).strip() == "Sorry"
+    other = refusal_token_id(tok, "I cannot do that.")
+    assert tok.decode([other]).strip() and "I".startswith(tok.decode([other]).strip())
+
+
+@pytest.mark.parametrize("kind", ["helpful", "safe"])
+def test_plain_rows_train_the_answer_and_end_of_turn_only(tok, kind):
+    t = tokenize_row(tok, {"id": "x", "kind": kind, "messages": _chat(SAFE, system="Be helpful.")}, 0)
+    assert _trained_text(tok, t) == SAFE + tok.eos_token
+    assert all(lab in (IGNORE, i) for lab, i in zip(t.labels, t.input_ids, strict=True))
+    assert set(t.kinds) == {0, MLE}
+    # the targets are one contiguous run ending with the end-of-turn token
+    idx = [i for i, lab in enumerate(t.labels) if lab != IGNORE]
+    assert idx == list(range(idx[0], idx[-1] + 1)) and t.input_ids[idx[-1]] == tok.eos_token_id
+
+
+def test_harmful_prefix_is_never_in_the_loss(tok):
+    answer = PREFIX + " " + SAFE
+    t = tokenize_row(tok, {"id": "p", "kind": "prefix", "messages": _chat(answer), "masked_prefix": PREFIX}, 0)
+    trained = _trained_text(tok, t)
+    assert trained.strip() == SAFE + tok.eos_token
+    first = next(i for i, lab in enumerate(t.labels) if lab != IGNORE)
+    assert tok.decode(t.input_ids[:first]).endswith(PREFIX)  # everything up to the prefix end is masked
+    assert PREFIX.split()[-1] not in trained
+
+
+def test_rto_targets_every_transition_with_the_refusal_token(tok):
+    rid = refusal_token_id(tok)
+    t = tokenize_row(tok, {"id": "r", "kind": "rto", "messages": _chat(HARM)}, rid)
+    harm_ids = tok(HARM, add_special_tokens=False)["input_ids"]
+    targets = [i for i, lab in enumerate(t.labels) if lab != IGNORE]
+    assert all(t.labels[i] == rid and t.kinds[i] == RTO for i in targets)
+    # contexts q+h<t for t = 0..|h|: one target per harmful token plus the one after the last harmful token
+    assert len(targets) == len(harm_ids) + 1 and targets == list(range(targets[0], targets[-1] + 1))
+    assert targets[-1] < len(t.input_ids)  # no target beyond the sequence
+    # the first target is predicted from the end of the generation prompt, i.e. right before the harmful text
+    assert tok.decode(t.input_ids[targets[0]:targets[-1]]).strip() == HARM
+    assert HARM not in tok.decode(t.input_ids[:targets[0]])
+
+
+def test_multi_turn_conversations_train_every_assistant_turn(tok):
+    msgs = [{"role": "user", "content": "What is the capital of France?"},
+            {"role": "assistant", "content": "The capital of France is Paris."},
+            {"role": "user", "content": "And of Italy?"}, {"role": "assistant", "content": "Rome."}]
+    t = tokenize_row(tok, {"id": "m", "kind": "helpful", "messages": msgs}, 0)
+    expected = "The capital of France is Paris." + tok.eos_token + "Rome." + tok.eos_token
+    trained = _trained_text(tok, t)
+    # Mistral's template puts a space before each answer; a token holding that space and the first word is trained
+    assert trained == expected if tok.eos_token != "</s>" else trained.replace(" ", "") == expected.replace(" ", "")
+
+
+def test_zero_trainable_tokens_is_an_error_never_a_silent_drop(tok):
+    row = {"id": "long-prompt", "kind": "safe", "messages": _chat(SAFE)}
+    with pytest.raises(DataError, match="long-prompt.*no trainable tokens"):
+        tokenize_row(tok, row, 0, max_length=6)
+    with pytest.raises(DataError, match="masked_prefix"):
+        tokenize_row(tok, {**row, "kind": "prefix", "masked_prefix": "Not the start"}, 0)
+
+
+def test_truncated_rto_rows_keep_targets_inside_the_sequence(tok):
+    rid = refusal_token_id(tok)
+    full = tokenize_row(tok, {"id": "r", "kind": "rto", "messages": _chat(HARM)}, rid)
+    first = full.labels.index(rid)
+    t = tokenize_row(tok, {"id": "r", "kind": "rto", "messages": _chat(HARM)}, rid, max_length=first + 5)
+    assert len(t.input_ids) == first + 5 and t.labels[first:] == [rid] * 5
+
+
+def test_a_template_that_rewrites_content_fails_loudly():
+    from tiny import build_tokenizer
+
+    tok = build_tokenizer("chatml")
+    tok.chat_template = "{% for m in messages %}{{ m['content'] | upper }}{% endfor %}"
+    with pytest.raises(DataError, match="changed this message"):
+        tokenize_rows(tok, [{"id": "u", "kind": "safe", "messages": _chat(SAFE)}])
