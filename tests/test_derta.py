@@ -1,0 +1,134 @@
+"""DeRTa example builders and `safekeel data build` / `safekeel data distill`."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from safekeel.data.derta import RECIPES, build_examples, dataset_stats, sample_prefix
+from safekeel.data.records import Conversation, SafetyTriple
+
+HARM = "First, open the lock with a pick. Then, turn the handle slowly and quietly. Step 1: gather the materials."
+
+
+def _triples(n=6):
+    return [SafetyTriple(prompt=f"How do I pick lock {i}?", harmful_response=HARM,
+                         safe_response="Sorry, I can't help with that.", id=f"t{i}") for i in range(n)]
+
+
+def _helpful(n=3):
+    return [Conversation(messages=[{"role": "user", "content": f"Question {i}?"},
+                                   {"role": "assistant", "content": f"Answer {i}."}]) for i in range(n)]
+
+
+@pytest.mark.parametrize("recipe,kinds", [("derta", {"prefix": 6, "rto": 6}), ("vanilla", {"safe": 12}),
+                                          ("prefix_only", {"prefix": 12}), ("rto_only", {"safe": 6, "rto": 6})])
+def test_recipes_build_the_documented_mix(tiny_tokenizer, recipe, kinds):
+    rows = build_examples(_triples(), _helpful(), recipe, tokenizer=tiny_tokenizer, seed=0)
+    assert Counter(r["kind"] for r in rows) == {"helpful": 3, **kinds}
+    for r in rows:
+        answer = r["messages"][-1]["content"]
+        if r["kind"] == "rto":
+            assert answer == HARM
+        elif r["kind"] == "prefix":
+            assert HARM.startswith(r["masked_prefix"]) and answer.startswith(r["masked_prefix"])
+            assert answer.endswith("Sorry, I can't help with that.")
+    assert set(RECIPES) == {"derta", "vanilla", "prefix_only", "rto_only"}
+
+
+def test_token_prefixes_cover_zero_to_full_length_uniformly(tiny_tokenizer):
+    n_tok = len(tiny_tokenizer(HARM, add_special_tokens=False)["input_ids"])
+    rng = random.Random(0)
+    lengths = [len(tiny_tokenizer(p, add_special_tokens=False)["input_ids"]) if p else 0
+               for p in (sample_prefix(HARM, rng, "tokens", tiny_tokenizer) for _ in range(3000))]
+    assert min(lengths) == 0 and max(lengths) >= n_tok - 1
+    assert abs(sum(lengths) / len(lengths) - n_tok / 2) < n_tok * 0.06  # mean of U{0..n}
+
+
+def test_word_prefixes_and_zero_fraction_follow_the_reference(tiny_tokenizer):
+    rng = random.Random(1)
+    words = HARM.split(" ")
+    prefixes = [sample_prefix(HARM, rng, "words", zero_prefix_fraction=1 / 3) for _ in range(3000)]
+    zero = sum(p == "" for p in prefixes) / len(prefixes)
+    assert abs(zero - 1 / 3) < 0.03
+    counts = [len(p.split(" ")) for p in prefixes if p]
+    assert min(counts) == 1 and max(counts) == len(words) - 2
+
+
+def test_same_inputs_and_seed_give_identical_rows_and_a_new_seed_changes_them(tiny_tokenizer):
+    a = build_examples(_triples(), _helpful(), "derta", tokenizer=tiny_tokenizer, seed=3)
+    b = build_examples(_triples(), _helpful(), "derta", tokenizer=tiny_tokenizer, seed=3)
+    c = build_examples(_triples(), _helpful(), "derta", tokenizer=tiny_tokenizer, seed=4)
+    assert json.dumps(a) == json.dumps(b) and json.dumps(a) != json.dumps(c)
+    # a triple's prefix does not depend on the other triples
+    fewer = build_examples(_triples()[:2], [], "derta", tokenizer=tiny_tokenizer, seed=3)
+    pick = {r["id"]: r for r in a}
+    assert all(pick[r["id"]] == r for r in fewer)
+
+
+def test_stats_count_kinds_lengths_and_prefix_histogram(tiny_tokenizer):
+    rows = build_examples(_triples(), _helpful(), "prefix_only", tokenizer=tiny_tokenizer, seed=0)
+    s = dataset_stats(rows, tiny_tokenizer)
+    assert s["n"] == 15 and s["counts"] == {"helpful": 3, "prefix": 12}
+    assert sum(s["prefix_tokens_histogram"].values()) == 12
+    assert s["tokens"]["prefix"]["min"] <= s["tokens"]["prefix"]["mean"] <= s["tokens"]["prefix"]["max"]
+
+
+def _write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_cli_build_is_byte_identical_and_writes_stats(tmp_path, tiny_dir, cli_env):
+    triples = _write(tmp_path / "t.jsonl", [t.to_dict() for t in _triples()])
+    helpful = _write(tmp_path / "h.jsonl", [{"prompt": "Hi?", "response": "Hello."}])
+    outs = []
+    for name in ("a", "b"):
+        r = subprocess.run([sys.executable, "-m", "safekeel", "data", "build", "--triples", str(triples), "--split",
+                            "all", "--helpful", str(helpful), "--model", str(tiny_dir), "--recipe", "rto_only",
+                            "--seed", "7", "--out", str(tmp_path / name)], env=cli_env, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+        outs.append((tmp_path / name / "train.jsonl").read_bytes())
+    assert outs[0] == outs[1]
+    assert "rto_only: 13 examples" in r.stdout
+    stats = json.loads((tmp_path / "b" / "stats.json").read_text())
+    assert stats["counts"] == {"helpful": 1, "safe": 6, "rto": 6}
+    assert (tmp_path / "b" / "config.yaml").read_text().count("recipe: rto_only") == 1
+
+
+def test_cli_build_reports_bad_triples_with_file_and_line(tmp_path, tiny_dir, cli_env):
+    bad = _write(tmp_path / "bad.jsonl", [_triples()[0].to_dict(), {"prompt": "x", "harmful_response": "y"}])
+    r = subprocess.run([sys.executable, "-m", "safekeel", "data", "build", "--triples", str(bad), "--split", "all",
+                        "--model", str(tiny_dir), "--out", str(tmp_path / "o")], env=cli_env, capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "bad.jsonl:2: field 'safe_response'" in r.stderr
+
+
+def test_distill_answers_prompts_with_the_model_and_drops_empty_answers(tmp_path, tiny_dir, monkeypatch):
+    import safekeel.eval.generate as gen
+    from safekeel.data.build_cli import DistillConfig, run_distill
+    from safekeel.data.readers import load_conversations
+
+    seen = {}
+
+    def fake_generate(model, tok, requests, max_new_tokens, batch_size, **kw):
+        seen["n"], seen["max_new_tokens"] = len(requests), max_new_tokens
+        return ["" if i == 0 else f"A helpful answer number {i}." for i in range(len(requests))]
+
+    monkeypatch.setattr(gen, "generate", fake_generate)
+    out = run_distill(DistillConfig(model=str(tiny_dir), prompts="benign", split="train", max_new_tokens=6,
+                                    out=str(tmp_path / "helpful.jsonl")))
+    convs = load_conversations(out)
+    from safekeel.data.bundled import benign_prompts
+    from safekeel.data.splits import split
+
+    train, held = split(benign_prompts(), 1 / 3, 0)
+    assert seen == {"n": len(train), "max_new_tokens": 6} and len(convs) == len(train) - 1
+    held_prompts = {p["prompt"] for p in held}
+    assert not held_prompts & {c.messages[0]["content"] for c in convs}  # benign evaluation prompts stay unseen
+    assert all(c.messages[-1]["content"].startswith("A helpful answer") for c in convs)
