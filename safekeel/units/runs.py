@@ -75,7 +75,8 @@ class AblateConfig:
     behaviors: str = field("harmbench", help="harmful behaviors (bundled name or file); not the calibration set")
     n_behaviors: int = field(100, help="behaviors asked per attack")
     attacks: list[str] = field(["direct", "prefill"], help="direct and/or prefill")
-    n_utility: int = field(48, help="held-out benign prompts for response perplexity (0 = skip utility)")
+    n_utility: int = field(48, help="held-out benign prompts for response perplexity (0 = skip)")
+    n_checks: int = field(1000, help="benign prompts with answer checks to ask (0 = skip)")
     max_new_tokens: int = field(48, help="tokens generated per answer")
     batch_size: int = field(16, help="generation batch size")
     export: str | None = field(None, help="save the pruned model (zeroed weights) into this folder")
@@ -130,6 +131,8 @@ def load_scores(path: str | Path) -> tuple[dict, dict, dict]:
     from safetensors.torch import load_file
 
     p = Path(path)
+    if not p.exists():
+        raise SafekeelError(f"{p}: not found (expected a `units score` output folder)")
     folder = p if p.is_dir() else p.parent
     try:
         tensors = load_file(str(folder / "scores.safetensors"))
@@ -216,6 +219,7 @@ def run_ablate(cfg: AblateConfig) -> Path:
         conditions.append(("random", random_like(selection, cfg.seed)))
     prompts = [b.prompt for b in load_behavior_set(cfg.behaviors)[:cfg.n_behaviors]]
     ppl_pairs, checks = utility_eval_set(model, tok, cfg.model, cfg.n_utility, batch_size=cfg.batch_size)
+    checks = checks[:cfg.n_checks]
     summary = {"model": cfg.model, "unit_map": str(cfg.unit_map), "method": um.meta.get("method"),
                "behaviors": cfg.behaviors, "n_behaviors": len(prompts), "conditions": {}}
     all_rows = []
