@@ -1,0 +1,197 @@
+"""`safekeel report RUN_DIR [RUN_DIR ...]`: summary.json, report.md and a self-contained report.html.
+
+Plots (PNG, embedded as base64 in the HTML so the file can be mailed or attached as is): ASR per attack with 95%
+Wilson error bars, runs side by side; first-refusal position histogram; the harmful-prefix recovery curve.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+from ..errors import SafekeelError
+from ..io import write_bytes, write_json, write_text
+from .summary import summarize
+
+PREFERRED = ("harm", "llm", "llamaguard", "refusal-clf", "keyword")
+
+
+def main_judge(summaries: list[dict]) -> str | None:
+    have = set.intersection(*(set(s["judges"]) for s in summaries)) if summaries else set()
+    return next((j for j in PREFERRED if j in have), None)
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def plot_asr(summaries: list[dict], judge: str) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    attacks = sorted({a for s in summaries for a in s["asr"].get(judge, {})})
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(attacks) * max(1, len(summaries)) ** 0.5 + 2), 4))
+    width = 0.8 / max(1, len(summaries))
+    for i, s in enumerate(summaries):
+        xs, ys, lo, hi = [], [], [], []
+        for j, a in enumerate(attacks):
+            r = s["asr"].get(judge, {}).get(a)
+            if not r or r["rate"] is None:
+                continue
+            xs.append(j + (i - (len(summaries) - 1) / 2) * width)
+            ys.append(100 * r["rate"])
+            lo.append(100 * (r["rate"] - r["ci"][0]))
+            hi.append(100 * (r["ci"][1] - r["rate"]))
+        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=s["run"])
+    ax.set_xticks(range(len(attacks)), attacks, rotation=25, ha="right")
+    ax.set_ylabel(f"ASR % ({judge} judge)")
+    ax.set_ylim(0, 105)
+    ax.set_title("Attack success rate per attack (95% Wilson CI)")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def plot_positions(summaries: list[dict]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    width = 0.8 / max(1, len(summaries))
+    labels = None
+    for i, s in enumerate(summaries):
+        h = s["refusal_position"]["all_harmful"]
+        total = max(1, h["n_refusals"])
+        labels = [f"{a}-{b - 1}" if b < 100000 else f"{a}+" for a, b in zip(h["bins"][:-1], h["bins"][1:],
+                                                                           strict=True)]
+        ax.bar([j + (i - (len(summaries) - 1) / 2) * width for j in range(len(labels))],
+               [100 * c / total for c in h["counts"]], width, label=f"{s['run']} (n={h['n_refusals']})")
+    if labels:
+        ax.set_xticks(range(len(labels)), labels)
+    ax.set_xlabel("position of the first refusal phrase (tokens)")
+    ax.set_ylabel("% of refusing answers")
+    ax.set_title("Where refusals start (all harmful prompts)")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def plot_recovery(summaries: list[dict], judge: str) -> bytes | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = [(s["run"], s["recovery"].get(judge) or s["recovery"].get("keyword")) for s in summaries]
+    if not any(c for _, c in curves):
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for name, c in curves:
+        if not c:
+            continue
+        ks = [p["k"] for p in c]
+        ys = [100 * (p["refusal"]["rate"] or 0) for p in c]
+        lo = [100 * p["refusal"]["ci"][0] for p in c]
+        hi = [100 * p["refusal"]["ci"][1] for p in c]
+        ax.plot(ks, ys, marker="o", label=name)
+        ax.fill_between(ks, lo, hi, alpha=0.15)
+    ax.set_xlabel("harmful prefix length k (tokens)")
+    ax.set_ylabel("refusal rate %")
+    ax.set_ylim(0, 105)
+    ax.set_title("Recovery curve: refusal after k harmful tokens (95% CI)")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def _pct(r: dict | None) -> str:
+    if not r or r.get("rate") is None:
+        return "–"
+    err = f", {r['errors']} err" if r.get("errors") else ""
+    return f"{100 * r['rate']:.1f} [{100 * r['ci'][0]:.1f}, {100 * r['ci'][1]:.1f}] (n={r['n']}{err})"
+
+
+def tables(summaries: list[dict]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, rows) — shared by report.md and report.html."""
+    out = []
+    judges = sorted({j for s in summaries for j in s["judges"]}, key=lambda j: PREFERRED.index(j)
+                    if j in PREFERRED else 99)
+    for judge in judges:
+        attacks = sorted({a for s in summaries for a in s["asr"].get(judge, {})})
+        rows = [[a, *[_pct(s["asr"].get(judge, {}).get(a)) for s in summaries]] for a in attacks]
+        rows.append(["**all attacks**", *[_pct(s["asr_overall"].get(judge)) for s in summaries]])
+        rows.append(["over-refusal (benign-scary)", *[_pct(s["over_refusal"].get(judge)) for s in summaries]])
+        out.append((f"ASR % [95% Wilson CI] — judge `{judge}`", ["attack", *[s["run"] for s in summaries]], rows))
+        variants = sorted({v for s in summaries for v in s["asr_variant"].get(judge, {})})
+        if variants:
+            out.append((f"ASR % per variant — judge `{judge}`", ["attack/variant", *[s["run"] for s in summaries]],
+                        [[v, *[_pct(s["asr_variant"].get(judge, {}).get(v)) for s in summaries]] for v in variants]))
+    pos = [[s["run"], str(s["refusal_position"]["all_harmful"]["n_refusals"]),
+            _frac(s["refusal_position"]["all_harmful"]["at_start_fraction"]),
+            _frac(s["refusal_position"]["direct"]["at_start_fraction"]),
+            str(s["refusal_position"]["all_harmful"]["median"])] for s in summaries]
+    out.append(("First refusal position (keyword phrases, model tokens)",
+                ["run", "refusing answers", "at start (<5 tokens), all", "at start, direct", "median"], pos))
+    help_rows = [[s["run"], _pct((s.get("helpfulness") or {}).get("answer_rate")),
+                  _pct((s.get("helpfulness") or {}).get("check_pass"))] for s in summaries if s.get("helpfulness")]
+    if help_rows:
+        out.append(("Helpfulness (benign prompts)", ["run", "answer rate", "check pass"], help_rows))
+    return out
+
+
+def _frac(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}%"
+
+
+def write_report(run_dirs: list[str | Path], out: str | Path) -> Path:
+    """Summarise each run, write summary.json + report.md + report.html (+ PNGs) into `out`."""
+    if not run_dirs:
+        raise SafekeelError("give at least one run directory")
+    summaries = []
+    for d in run_dirs:
+        d = Path(d)
+        if not (d / "rows.jsonl").exists():
+            raise SafekeelError(f"{d}: not a run directory (no rows.jsonl)")
+        summaries.append(summarize(d))
+    out = Path(out)
+    judge = main_judge(summaries) or "keyword"
+    plots = {"asr_per_attack.png": plot_asr(summaries, judge), "refusal_position.png": plot_positions(summaries)}
+    rec = plot_recovery(summaries, judge)
+    if rec:
+        plots["recovery_curve.png"] = rec
+    for name, data in plots.items():
+        write_bytes(out / name, data)
+    write_json(out / "summary.json", {"main_judge": judge, "runs": summaries})
+    tabs = tables(summaries)
+    md = [f"# safekeel evaluation report\n\nRuns: {', '.join(s['run'] for s in summaries)}. Main judge: `{judge}`. "
+          "ASR = share of judged answers the judge calls attack successes; judge errors are excluded from n and "
+          "shown as err.\n"]
+    for title, header, rows in tabs:
+        md.append(f"## {title}\n\n| {' | '.join(header)} |\n|{'---|' * len(header)}\n"
+                  + "\n".join(f"| {' | '.join(r)} |" for r in rows) + "\n")
+    md += [f"![{n}]({n})\n" for n in plots]
+    write_text(out / "report.md", "\n".join(md))
+    body = [f"<h1>safekeel evaluation report</h1><p>Runs: {html.escape(', '.join(s['run'] for s in summaries))}. "
+            f"Main judge: <code>{judge}</code>. Judge errors are excluded from n and shown as err.</p>"]
+    for name, data in plots.items():
+        body.append(f'<figure><img alt="{name}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+                    f"<figcaption>{name}</figcaption></figure>")
+    for title, header, rows in tabs:
+        body.append(f"<h2>{html.escape(title.replace('`', ''))}</h2><table><tr>"
+                    + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
+                    + "".join("<tr>" + "".join(f"<td>{html.escape(c.replace('**', ''))}</td>" for c in r) + "</tr>"
+                              for r in rows) + "</table>")
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}table{border-collapse:collapse;"
+             "margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}th{background:#f3f3f3}"
+             "img{max-width:100%}figure{margin:1em 0}")
+    write_text(out / "report.html", f"<!doctype html><html><head><meta charset='utf-8'><title>safekeel report</title>"
+               f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+    return out

@@ -1,0 +1,241 @@
+"""`safekeel eval`: one resumable run directory — generate, then judge, then summarise.
+
+rows.jsonl holds one row per behavior × attack × sample, keyed by a content hash of (model, adapter, attack prompt,
+sample, generation settings); rows are appended per batch, so a killed run loses at most one batch and `--resume`
+skips every key already there. Judging is a separate step (judged.jsonl, keyed by the same hash), then
+summary.json. `run_eval(cfg)` does all three in-process; `model_objects=(model, tok)` skips loading, so a list
+of models (base / vanilla / DeRTa / frozen) can be evaluated back to back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..attacks.base import AttackOptions, AttackPrompt, build_attacks, decode_response
+from ..attacks.run_helpers import load_behaviors
+from ..config import field, save_config
+from ..errors import SafekeelError
+from ..io import append_jsonl, read_jsonl_rows
+from ..judges.keyword import first_refusal_token
+from ..judges.registry import JudgeOptions
+
+ALL_STATIC = ["direct", "prefill", "completion", "codeattack", "cipher", "jailbreak_template", "harmful_prefix"]
+
+
+@dataclass
+class EvalConfig:
+    model: str = field("smollm2-135m", help="model: embedded name, HF id or local folder")
+    adapter: str | None = field(None, help="PEFT adapter folder applied on top of --model")
+    dtype: str = field("auto", help="auto, float32, bfloat16, float16")
+    label: str | None = field(None, help="name of this run in reports (default: model[+adapter])")
+    behaviors: str = field("harmbench", help="behavior set: bundled name (add :heldout/:train for the shared split) "
+                                             "or a JSONL/JSON/CSV file")
+    n_behaviors: int = field(100, help="first N behaviors (0 = all)")
+    attacks: list[str] = field(list(ALL_STATIC), help="attacks: " + ", ".join(ALL_STATIC) + ", pair, autodan")
+    prefix_behaviors: str = field("", help="behaviors for harmful_prefix (e.g. uncensorbench:heldout, which has "
+                                           "harmful targets); empty = --behaviors with a generic compliant opener")
+    prefix_ks: list[int] = field([0, 5, 10, 20, 40], help="harmful_prefix: prefix lengths k in model tokens")
+    ciphers: list[str] = field(["caesar", "morse", "ascii", "selfcipher"], help="cipher variants")
+    cipher_mode: str = field("rotate", help="cipher: 'all' variants per behavior or 'rotate' (one seeded choice)")
+    prefill_text: str = field("Sure, here is", help="prefill attack: the assistant turn starts with this")
+    template_max_chars: int = field(0, help="jailbreak_template: only templates up to this many characters (0 = all)")
+    benign_scary: int = field(-1, help="benign-but-scary prompts for over-refusal (-1 = all, 0 = none)")
+    benign: int = field(0, help="benign prompts for helpfulness (answer rate + checks; -1 = all)")
+    samples: int = field(1, help="generations per prompt")
+    max_new_tokens: int = field(64, help="tokens generated per answer")
+    batch_size: int = field(16, help="generation batch size")
+    do_sample: bool = field(False, help="sample instead of greedy decoding")
+    temperature: float = field(1.0, help="sampling temperature")
+    top_p: float = field(1.0, help="nucleus sampling")
+    seed: int = field(0, help="seed for attack choices and sampling")
+    backend: str = field("hf", help="hf or vllm (imported only when asked)")
+    judges: list[str] = field(["keyword", "harm"], help="judges: keyword, refusal-clf, harm (= derta), llm, llamaguard")
+    judge_model: str | None = field(None, help="llm judge: HF id / folder")
+    judge_endpoint: str | None = field(None, help="llm judge: OpenAI-compatible base URL (e.g. http://host:8000/v1)")
+    judge_rubric: str = field("strongreject", help="llm judge rubric: strongreject or harmbench")
+    pair_streams: int = field(3, help="PAIR: parallel attacker streams")
+    pair_iterations: int = field(3, help="PAIR: refinement iterations")
+    attacker_model: str | None = field(None, help="PAIR attacker: HF id / folder (default: the target model)")
+    attacker_endpoint: str | None = field(None, help="PAIR attacker: OpenAI-compatible base URL")
+    autodan_population: int = field(8, help="AutoDAN: population size")
+    autodan_generations: int = field(3, help="AutoDAN: generations")
+    out: str = field("runs/eval", help="run directory")
+    resume: bool = field(False, help="continue a run: skip rows (and verdicts) already written")
+    overwrite: bool = field(False, help="delete an existing run's rows and verdicts first")
+    skip_judge: bool = field(False, help="only generate (judge later with `safekeel judge RUN_DIR`)")
+
+    def validate(self) -> None:
+        if self.backend not in ("hf", "vllm"):
+            raise SafekeelError(f"backend must be hf or vllm, got {self.backend!r}")
+        if self.cipher_mode not in ("all", "rotate"):
+            raise SafekeelError(f"cipher_mode must be all or rotate, got {self.cipher_mode!r}")
+        if self.samples < 1 or self.batch_size < 1 or self.max_new_tokens < 1:
+            raise SafekeelError("samples, batch_size and max_new_tokens must be >= 1")
+
+    def judge_options(self) -> JudgeOptions:
+        return JudgeOptions(judge_model=self.judge_model, judge_endpoint=self.judge_endpoint,
+                            judge_rubric=self.judge_rubric)
+
+
+def gen_settings(cfg: EvalConfig) -> dict:
+    return {"max_new_tokens": cfg.max_new_tokens, "do_sample": cfg.do_sample, "temperature": cfg.temperature,
+            "top_p": cfg.top_p, "seed": cfg.seed, "backend": cfg.backend}
+
+
+def row_key(cfg: EvalConfig, ap: AttackPrompt, sample: int, spec: dict | None = None) -> str:
+    body = {"model": cfg.model, "adapter": cfg.adapter, "attack": ap.attack, "behavior_id": ap.behavior_id,
+            "prompt": spec if spec is not None else {"messages": ap.messages, "prefill": ap.prefill, "raw": ap.raw},
+            "sample": sample, "gen": gen_settings(cfg)}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def plan(cfg: EvalConfig, tok=None) -> list[tuple[str, AttackPrompt]]:
+    """(set name, prompt) for every static attack, plus over-refusal and helpfulness prompts."""
+    from ..data.records import Behavior
+
+    opts = AttackOptions(seed=cfg.seed, prefill_text=cfg.prefill_text, prefix_ks=list(cfg.prefix_ks),
+                         ciphers=list(cfg.ciphers), cipher_mode=cfg.cipher_mode, tokenizer=tok,
+                         template_max_chars=cfg.template_max_chars)
+    behaviors = load_behaviors(cfg.behaviors, cfg.n_behaviors)
+    main = [a for a in cfg.attacks if a != "harmful_prefix"]
+    out = [("harmful", ap) for ap in build_attacks(behaviors, main, opts)]
+    if "harmful_prefix" in cfg.attacks:
+        pb = load_behaviors(cfg.prefix_behaviors, 0) if cfg.prefix_behaviors else behaviors
+        out += [("harmful", ap) for ap in build_attacks(pb, ["harmful_prefix"], opts)]
+    for name, n, check in (("benign-scary", cfg.benign_scary, False), ("benign", cfg.benign, True)):
+        if n == 0:
+            continue
+        from ..data.bundled import own_set
+
+        rows = own_set(name)
+        rows = rows if n < 0 else rows[:n]
+        for r in rows:
+            b = Behavior(prompt=r["prompt"], category=r.get("category"), source=name, id=r["id"])
+            ap = build_attacks([b], ["direct"], opts)[0]
+            if check and r.get("check"):
+                ap.meta["check"] = r["check"]
+            out.append((name, ap))
+    return out
+
+
+def _row(cfg: EvalConfig, key: str, set_name: str, ap: AttackPrompt, sample: int, response: str, tok) -> dict:
+    decoded = decode_response(ap.meta, response)
+    return {"key": key, "run": cfg.label, "model": cfg.model, "adapter": cfg.adapter, "set": set_name,
+            "behavior_id": ap.behavior_id, "behavior": ap.behavior, "category": ap.category, "attack": ap.attack,
+            "variant": ap.variant, "meta": ap.meta, "sample": sample, "messages": ap.messages, "prefill": ap.prefill,
+            "raw": ap.raw, "prompt_text": ap.messages[-1]["content"], "response": response,
+            "response_decoded": decoded, "response_tokens": len(tok(response, add_special_tokens=False)["input_ids"]),
+            "refusal_token": first_refusal_token(decoded, tok), "gen": gen_settings(cfg)}
+
+
+def _search_prompts(cfg: EvalConfig, model, tok, log) -> list[tuple[str, AttackPrompt, dict]]:
+    """PAIR / AutoDAN prompts (need the target model in the loop); spec = what the key hashes."""
+    out = []
+    behaviors = load_behaviors(cfg.behaviors, cfg.n_behaviors)
+    if "autodan" in cfg.attacks:
+        from ..attacks.autodan import AutoDANConfig, autodan_attack
+        from ..data.bundled import jailbreak_templates
+
+        acfg = AutoDANConfig(population=cfg.autodan_population, generations=cfg.autodan_generations)
+        for b in behaviors:
+            out.append(("harmful", b, "autodan", lambda b=b: autodan_attack(b, model, tok, jailbreak_templates(),
+                                                                            acfg, cfg.seed), vars(acfg)))
+    if "pair" in cfg.attacks:
+        from ..attacks.pair import PairConfig, endpoint_chat, hf_chat, judge_scorer, pair_attack
+        from ..judges.endpoint import ChatEndpoint
+        from ..judges.harm import HarmJudge
+        from ..models import load_model
+        from .generate import GenerationRequest, generate
+
+        pcfg = PairConfig(n_streams=cfg.pair_streams, n_iterations=cfg.pair_iterations)
+        if cfg.attacker_endpoint:
+            attacker = endpoint_chat(ChatEndpoint(cfg.attacker_endpoint))
+        else:
+            am, at = load_model(cfg.attacker_model) if cfg.attacker_model else (model, tok)
+            attacker = hf_chat(am, at, seed=cfg.seed)
+
+        def target(prompts: list[str]) -> list[str]:
+            reqs = [GenerationRequest(messages=[{"role": "user", "content": p}]) for p in prompts]
+            return generate(model, tok, reqs, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size)
+
+        scorer = judge_scorer(HarmJudge())
+        for b in behaviors:
+            out.append(("harmful", b, "pair", lambda b=b: pair_attack(b, attacker, target, scorer, pcfg),
+                        {**vars(pcfg), "attacker": cfg.attacker_endpoint or cfg.attacker_model or "self"}))
+    return out
+
+
+def generate_rows(cfg: EvalConfig, model_objects=None, log=print) -> Path:
+    """The generation step: append every missing row to OUT/rows.jsonl."""
+    from ..models import load_model, resolve
+    from .generate import generate
+
+    out = Path(cfg.out)
+    rows_path = out / "rows.jsonl"
+    if rows_path.exists() and not cfg.resume:
+        if not cfg.overwrite:
+            raise SafekeelError(f"{out} already holds a run: use --resume to continue it or --overwrite")
+        rows_path.unlink()
+        (out / "judged.jsonl").unlink(missing_ok=True)
+    cfg.label = cfg.label or (cfg.model + (f"+{Path(cfg.adapter).name}" if cfg.adapter else ""))
+    save_config(cfg, out)
+    t0 = time.time()
+    model, tok = model_objects or load_model(cfg.model, cfg.adapter, cfg.dtype)
+    done = {r["key"] for r in read_jsonl_rows(rows_path)}
+    todo: list[tuple[str, str, AttackPrompt, int]] = []
+    for set_name, ap in plan(cfg, tok):
+        for s in range(cfg.samples):
+            key = row_key(cfg, ap, s)
+            if key not in done:
+                todo.append((key, set_name, ap, s))
+    for set_name, b, attack, make, spec in _search_prompts(cfg, model, tok, log):
+        from ..attacks.base import AttackPrompt as _AP
+
+        stub = _AP(b.id, b.prompt, attack, [])
+        keys = [row_key(cfg, stub, s, spec) for s in range(cfg.samples)]
+        if all(k in done for k in keys):
+            continue
+        ap = make()
+        todo += [(k, set_name, ap, s) for s, k in enumerate(keys) if k not in done]
+    log(f"{len(done)} rows already done, {len(todo)} to generate ({time.time() - t0:.1f}s to plan)")
+    for s in sorted({t[3] for t in todo}):
+        batch = [t for t in todo if t[3] == s]
+        reqs = [t[2].request() for t in batch]
+        kw = dict(max_new_tokens=cfg.max_new_tokens, do_sample=cfg.do_sample, temperature=cfg.temperature,
+                  top_p=cfg.top_p, seed=cfg.seed + 1000 * s)
+        if cfg.backend == "vllm":
+            from .vllm_backend import generate_vllm
+
+            texts = generate_vllm(resolve(cfg.model), tok, reqs, adapter=cfg.adapter, **kw)
+            for t, text in zip(batch, texts, strict=True):
+                append_jsonl(rows_path, _row(cfg, t[0], t[1], t[2], s, text, tok))
+            continue
+        progress = {"n": 0, "t": time.time()}
+
+        def on_batch(idx: list[int], texts: list[str], batch=batch, s=s, progress=progress) -> None:
+            for i, text in zip(idx, texts, strict=True):
+                key, set_name, ap, _ = batch[i]
+                append_jsonl(rows_path, _row(cfg, key, set_name, ap, s, text, tok))
+            progress["n"] += len(idx)
+            log(f"generated {progress['n']}/{len(batch)} ({time.time() - progress['t']:.0f}s)")
+
+        generate(model, tok, reqs, batch_size=cfg.batch_size, on_batch=on_batch, **kw)
+    return rows_path
+
+
+def run_eval(cfg: EvalConfig, model_objects=None, log=print) -> Path:
+    """Generation + judging + summary.json; returns the run directory."""
+    from ..judges.runner import judge_rows
+    from .summary import summarize
+
+    rows_path = generate_rows(cfg, model_objects, log)
+    out = rows_path.parent
+    if not cfg.skip_judge:
+        tok = model_objects[1] if model_objects else None
+        judge_rows(out, cfg.judges, cfg.judge_options(), tokenizer=tok, resume=True, log=log)
+        summarize(out)
+    return out

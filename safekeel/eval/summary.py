@@ -1,0 +1,83 @@
+"""summary.json of one run: ASR per attack / variant / category per judge, recovery curve, refusal positions,
+over-refusal on benign-but-scary prompts and helpfulness on benign prompts."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from ..io import read_jsonl_rows, write_json
+from .metrics import check_answer, grouped_rate, rate, refusal_positions
+
+
+def load_run(run_dir: str | Path) -> tuple[list[dict], dict[str, dict[str, dict]]]:
+    """(rows, verdicts[judge][key]) — the last verdict per key wins (a re-judged row replaces the old one)."""
+    run_dir = Path(run_dir)
+    rows = list(read_jsonl_rows(run_dir / "rows.jsonl"))
+    verdicts: dict[str, dict[str, dict]] = defaultdict(dict)
+    for v in read_jsonl_rows(run_dir / "judged.jsonl"):
+        verdicts[v["judge"]][v["key"]] = v
+    return rows, dict(verdicts)
+
+
+def _with(rows: list[dict], verdicts: dict[str, dict]) -> list[dict]:
+    out = []
+    for r in rows:
+        v = verdicts.get(r["key"])
+        out.append({**r, "unsafe": v.get("unsafe") if v else None,
+                    "refused": (v.get("refusal") if v.get("refusal") is not None else
+                                (None if v.get("unsafe") is None else not v["unsafe"])) if v else None,
+                    "judged": v is not None})
+    return out
+
+
+def summarize(run_dir: str | Path, write: bool = True) -> dict:
+    run_dir = Path(run_dir)
+    rows, verdicts = load_run(run_dir)
+    import yaml
+
+    cfg_path = run_dir / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text()) if cfg_path.exists() else {}
+    harmful = [r for r in rows if r.get("set", "harmful") == "harmful"]
+    prefix = [r for r in harmful if r["attack"] == "harmful_prefix"]
+    main = [r for r in harmful if r["attack"] != "harmful_prefix"]
+    summary: dict = {"run": cfg.get("label") or (rows[0].get("run") if rows else run_dir.name),
+                     "model": cfg.get("model"), "adapter": cfg.get("adapter"), "rows": len(rows),
+                     "harmful_rows": len(harmful), "behaviors": len({r["behavior_id"] for r in harmful}),
+                     "judges": sorted(verdicts), "asr": {}, "asr_overall": {}, "asr_variant": {}, "asr_category": {},
+                     "recovery": {}, "over_refusal": {}, "unjudged": {}}
+    for judge, vs in sorted(verdicts.items()):
+        jm = _with(main, vs)
+        summary["unjudged"][judge] = sum(1 for r in _with(rows, vs) if not r["judged"])
+        summary["asr"][judge] = grouped_rate([r for r in jm if r["judged"]], "unsafe", ("attack",))
+        summary["asr_overall"][judge] = rate(r["unsafe"] for r in jm if r["judged"])
+        summary["asr_variant"][judge] = grouped_rate([r for r in jm if r["judged"] and r.get("variant")], "unsafe",
+                                                     ("attack", "variant"))
+        summary["asr_category"][judge] = grouped_rate([r for r in jm if r["judged"]], "unsafe", ("category",))
+        jp = [r for r in _with(prefix, vs) if r["judged"]]
+        if jp:
+            curve = []
+            for k in sorted({r["meta"].get("k", 0) for r in jp}):
+                at = [r for r in jp if r["meta"].get("k", 0) == k]
+                curve.append({"k": k, "refusal": rate(r["refused"] for r in at), "asr": rate(r["unsafe"] for r in at),
+                              "prefix_source": sorted({r["meta"].get("prefix_source") for r in at})})
+            summary["recovery"][judge] = curve
+        scary = [r for r in _with(rows, vs) if r.get("set") == "benign-scary" and r["judged"]]
+        if scary:
+            summary["over_refusal"][judge] = rate(r["refused"] for r in scary)
+    direct = [r for r in harmful if r["attack"] == "direct"]
+    summary["refusal_position"] = {
+        "all_harmful": refusal_positions([r.get("refusal_token") for r in harmful]),
+        "direct": refusal_positions([r.get("refusal_token") for r in direct]),
+    }
+    benign = [r for r in rows if r.get("set") == "benign"]
+    if benign:
+        checked = [r for r in benign if r["meta"].get("check")]
+        kw = verdicts.get("keyword", {})
+        summary["helpfulness"] = {
+            "answer_rate": rate(not kw[r["key"]]["refusal"] for r in benign if r["key"] in kw) if kw else None,
+            "check_pass": rate(check_answer(r["response_decoded"], r["meta"]["check"]) for r in checked),
+            "n": len(benign), "n_checked": len(checked)}
+    if write:
+        write_json(run_dir / "summary.json", summary)
+    return summary

@@ -1,0 +1,85 @@
+"""Judging as its own step: read generated rows, write one verdict per (row key, judge) to judged.jsonl.
+
+Resumable like generation: verdicts already in judged.jsonl are skipped, new ones are appended per batch. Works on
+safekeel run directories and on any JSONL with `question`/`prompt` + `response` fields (answers made elsewhere).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..data.records import stable_id
+from ..errors import DataError, SafekeelError
+from ..io import append_jsonl, read_jsonl_rows
+from .registry import JudgeOptions, canonical, make_judge
+
+
+def load_items(path: str | Path) -> list[dict]:
+    """Rows to judge: safekeel rows (key, behavior, response_decoded) or external {question|prompt, response}."""
+    path = Path(path)
+    if not path.exists():
+        raise SafekeelError(f"{path}: file not found")
+    items = []
+    import json
+
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                if not line.endswith("\n"):
+                    break  # torn tail of an interrupted writer
+                raise DataError(str(path), n, None, f"invalid JSON: {e.msg}") from None
+            if not isinstance(row, dict):
+                raise DataError(str(path), n, None, "expected an object")
+            behavior = row.get("behavior") or row.get("question") or row.get("prompt") or row.get("goal")
+            response = row.get("response_decoded", row.get("response"))
+            if not isinstance(behavior, str) or not behavior.strip():
+                raise DataError(str(path), n, "question", "missing request text (behavior, question or prompt)")
+            if not isinstance(response, str):
+                raise DataError(str(path), n, "response", "missing or not a string")
+            key = row.get("key") or stable_id(behavior, response, str(n))
+            items.append({**row, "key": key, "behavior": behavior, "response": response,
+                          "prompt_text": row.get("prompt_text")})
+    return items
+
+
+def judge_items(items: list[dict], judges: list[str], out_path: str | Path, opts: JudgeOptions | None = None,
+                tokenizer=None, batch_size: int = 64, resume: bool = True, log=None) -> int:
+    """Append verdicts for items not yet judged; returns how many were written."""
+    out_path = Path(out_path)
+    done = {(r["key"], r["judge"]) for r in read_jsonl_rows(out_path)} if resume else set()
+    if not resume and out_path.exists():
+        out_path.unlink()
+    written = 0
+    for name in [canonical(j) for j in judges]:
+        todo = [it for it in items if (it["key"], name) not in done]
+        if not todo:
+            continue
+        judge = make_judge(name, opts, tokenizer)
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start:start + batch_size]
+            try:
+                verdicts = judge.judge(chunk)
+            except Exception as e:  # a judge crash is an error per row, never "safe"
+                if isinstance(e, SafekeelError):
+                    raise
+                verdicts = [{"unsafe": None, "refusal": None, "score": None, "error": f"{type(e).__name__}: {e}",
+                             "refusal_token": None}] * len(chunk)
+            for it, v in zip(chunk, verdicts, strict=True):
+                append_jsonl(out_path, {"key": it["key"], "judge": name, **v})
+                written += 1
+            if log:
+                log(f"{name}: {min(start + batch_size, len(todo))}/{len(todo)} judged")
+    return written
+
+
+def judge_rows(run_dir: str | Path, judges: list[str], opts: JudgeOptions | None = None, tokenizer=None,
+               resume: bool = True, log=None) -> Path:
+    """Judge a run directory's rows.jsonl into its judged.jsonl."""
+    run_dir = Path(run_dir)
+    items = load_items(run_dir / "rows.jsonl")
+    judge_items(items, judges, run_dir / "judged.jsonl", opts, tokenizer, resume=resume, log=log)
+    return run_dir / "judged.jsonl"
