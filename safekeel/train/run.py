@@ -170,8 +170,8 @@ def run_train(cfg: TrainConfig, callbacks: list | None = None) -> Path:
                            processing_class=tok, callbacks=callbacks)
     if cfg.progress:
         trainer.remove_callback(PrinterCallback)  # the rich bar shows the losses; train_log.jsonl keeps them
-    if last:
-        _trim_log(out / "train_log.jsonl", int(Path(last).name.split("-")[-1]))
+    if cfg.resume:  # rows logged after the checkpoint (or all of them, if none was saved) are logged again
+        _trim_log(out / "train_log.jsonl", int(Path(last).name.split("-")[-1]) if last else 0)
     result = trainer.train(resume_from_checkpoint=last)
     final = out / "model"
     trainer.save_model(str(final))
