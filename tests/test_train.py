@@ -158,16 +158,31 @@ def test_cli_trains_lora_and_logs_both_losses(built, tmp_path, cli_env):
         assert x["loss"] == pytest.approx(mean, rel=1e-4)
 
 
-def test_cli_refuses_to_overwrite_a_run_and_reports_bad_data(built, tmp_path, cli_env):
+def test_cli_reports_bad_training_rows_with_file_line_and_field(built, tmp_path, cli_env):
     model_dir, data = built
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"kind": "rto", "messages": [{"role": "user", "content": "x"}]}\n{"kind": "weird", "messages": []}\n')
     r = subprocess.run([sys.executable, "-m", "safekeel", "train", "--model", str(model_dir), "--data", str(bad),
                         "--out", str(tmp_path / "o"), "--progress", "false"], env=cli_env, capture_output=True, text=True)
     assert r.returncode == 2 and "bad.jsonl:2: field 'kind'" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "safekeel", "train", "--model", str(model_dir)], env=cli_env,
-                       capture_output=True, text=True)
-    assert r.returncode == 2 and "--data" in r.stderr
+
+
+def test_cli_train_without_data_exits_2(capsys):
+    from safekeel.cli import main
+
+    assert main(["train", "--model", "x", "--lr", "1e-4"]) == 2
+    assert "--data" in capsys.readouterr().err
+
+
+def test_a_finished_run_is_not_overwritten_without_resume(tmp_path):
+    from safekeel.config import resolve_config
+    from safekeel.errors import SafekeelError
+    from safekeel.train.run import TrainConfig, run_train
+
+    (tmp_path / "train_log.jsonl").write_text('{"step": 1, "loss": 1.0}\n')
+    cfg = resolve_config(TrainConfig, overrides=dict(data="x.jsonl", out=str(tmp_path)))
+    with pytest.raises(SafekeelError, match="--resume true"):
+        run_train(cfg)
 
 
 def test_freeze_hook_is_called_with_the_unit_map(built, tmp_path, monkeypatch):
