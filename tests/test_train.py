@@ -211,3 +211,21 @@ def test_freeze_hook_is_called_with_the_unit_map(built, tmp_path, monkeypatch):
     assert calls == [("units.safetensors", ["ru"], "train_only")]
     assert json.loads((out / "summary.json").read_text())["trainable_fraction"] == 0.2
     assert os.path.exists(Path(out) / "model" / "model.safetensors")
+
+
+def test_dpo_baseline_trains_on_preference_pairs(built, tmp_path):
+    pytest.importorskip("trl")
+    from safekeel.config import resolve_config
+    from safekeel.train.dpo import DPOTrainConfig, preference_rows, run_dpo
+
+    model_dir, _ = built
+    triples = tmp_path / "t.jsonl"
+    write_jsonl(triples, [t.to_dict() for t in _triples(4)])
+    pair = preference_rows(_triples(1))[0]
+    assert pair["chosen"][0]["content"].startswith("Sorry") and pair["rejected"][0]["content"] == HARM
+    cfg = resolve_config(DPOTrainConfig, overrides=dict(model=str(model_dir), triples=str(triples), split="all",
+                                                        out=str(tmp_path / "dpo"), max_steps=2, batch_size=2))
+    out = run_dpo(cfg)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 2 and summary["pairs"] == 4
+    assert (out / "model" / "model.safetensors").exists() and len((out / "train_log.jsonl").read_text().splitlines()) == 2

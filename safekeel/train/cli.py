@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..config import add_config_args, resolve_config
+from .dpo import DPOTrainConfig
 from .run import TrainConfig
 
 
@@ -10,6 +11,9 @@ def register(sub) -> None:
     p = sub.add_parser("train", help="train a model on a built DeRTa / baseline set (full FT or LoRA, resumable)")
     add_config_args(p, TrainConfig)
     p.set_defaults(func=_train)
+    d = sub.add_parser("train-dpo", help="DPO baseline through TRL (safe response = chosen, harmful = rejected)")
+    add_config_args(d, DPOTrainConfig)
+    d.set_defaults(func=_train_dpo)
 
 
 def _train(args) -> int:
@@ -22,4 +26,15 @@ def _train(args) -> int:
     s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     print(f"trained {s['steps']} steps on {s['examples']} examples {s['kinds']}: train loss {s['train_loss']:.4f}, "
           f"trainable fraction {s['trainable_fraction']:.4f}, {s['seconds']} s -> {out}/model")
+    return 0
+
+
+def _train_dpo(args) -> int:
+    import json
+
+    from .dpo import run_dpo
+
+    out = run_dpo(resolve_config(DPOTrainConfig, args))
+    s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    print(f"DPO: {s['steps']} steps on {s['pairs']} pairs, train loss {s['train_loss']:.4f} -> {out}/model")
     return 0
