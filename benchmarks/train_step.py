@@ -6,7 +6,7 @@
 2. Non-pad tokens/s of the packing collator (`DertaCollator`, padding-free) vs a pad-to-longest collator, with
    forward + backward on the same examples in the same batches.
 
-    python benchmarks/train_step.py [--model smollm2-135m] [--batches 6] [--batch-size 4] [--max-length 512]
+    python benchmarks/train_step.py [--model smollm2-135m] [--batches 6] [--batch-size 4] [--max-length 256]
 """
 
 from __future__ import annotations
@@ -44,14 +44,14 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--batches", type=int, default=6)
     ap.add_argument("--batch-size", type=int, default=4)
-    ap.add_argument("--max-length", type=int, default=512)
+    ap.add_argument("--max-length", type=int, default=256)
     args = ap.parse_args()
     torch.manual_seed(0)
     model, tok = load_model(args.model, dtype="float32")
     model.config.use_cache = False
     model.train()
     rows = build_examples(load_triple_set("uncensorbench", "train"), [], "derta", tokenizer=tok, seed=0)
-    feats = tokenize_rows(tok, rows, max_length=args.max_length)
+    feats = [f for f in tokenize_rows(tok, rows) if len(f["input_ids"]) <= args.max_length]  # whole examples only
     for i, f in enumerate(feats):
         f["idx"] = i
     targs = TrainingArguments(output_dir=tempfile.mkdtemp(prefix="train_step."), report_to="none", per_device_train_batch_size=args.batch_size,
@@ -80,7 +80,7 @@ def main() -> None:
         t_p.append(times["p"])
         ratios.append(times["d"] / times["p"])
     tokens = sum(int(padded(b)["attention_mask"].sum()) for b in batches)
-    print(f"step overhead: {len(batches)} batches of {args.batch_size} (max_length {args.max_length}, "
+    print(f"step overhead: {len(batches)} batches of {args.batch_size} examples <= {args.max_length} tokens ("
           f"{tokens} non-pad tokens in all)")
     print(f"  plain SFT step  median {statistics.median(t_p):.3f} s")
     print(f"  DeRTa step      median {statistics.median(t_d):.3f} s")
