@@ -29,6 +29,10 @@ def main() -> None:
     ap.add_argument("--methods", default="ssah,snip")
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--attacks", default="direct,prefill", help="direct, prefill, system (safety system prompt)")
+    ap.add_argument("--reuse-maps", action="store_true", help="load the unit maps of a previous run from --out")
+    ap.add_argument("--skip-utility", action="store_true", help="no benign perplexity / answer checks")
+    ap.add_argument("--merge", action="store_true", help="add the new metrics to --out/summary.json")
     ap.add_argument("--out", default="runs/units_ablation")
     args = ap.parse_args()
 
@@ -53,6 +57,9 @@ def main() -> None:
     maps = {}
     timings = {}
     for method in args.methods.split(","):
+        if args.reuse_maps:
+            maps[method] = unitmap.load(out / f"map_{method}")
+            continue
         n = args.snip_examples if method == "snip" else None
         t0 = time.time()
         s = score(model, cal.make_batches(tok, safety[:n], 8, 256), method)
@@ -67,6 +74,9 @@ def main() -> None:
 
     prompts = [b.prompt for b in load_behavior_set("harmbench")[:args.n_behaviors]]
     ppl_pairs, checks = utility_eval_set(model, tok, args.model, 48, batch_size=16)
+    if args.skip_utility:
+        ppl_pairs, checks = [], []
+    attacks = args.attacks.split(",")
     conditions = [("dense", None, None)]
     for method, um in maps.items():
         esu = um.select(["esu"])
@@ -74,10 +84,10 @@ def main() -> None:
                        (f"{method}: RU (same count)", method, sample_within(um.select(["ru"]), esu, seed=0)),
                        (f"{method}: random (same count)", method, random_like(esu, seed=0))]
     results, rows = {}, []
-    for name, method, sel in conditions:
+    for name, _method, sel in conditions:
         t0 = time.time()
         with pruned(model, sel or {}):
-            metrics, r = evaluate(model, tok, prompts, ["direct", "prefill"], ppl_pairs, checks, args.max_new_tokens,
+            metrics, r = evaluate(model, tok, prompts, attacks, ppl_pairs, checks, args.max_new_tokens,
                                   args.batch_size)
         metrics["units_pruned"] = count(sel) if sel else 0
         metrics["seconds"] = round(time.time() - t0, 1)
@@ -89,14 +99,25 @@ def main() -> None:
     summary = {"model": args.model, "n_behaviors": len(prompts), "behaviors": "harmbench (held out)",
                "n_ppl": len(ppl_pairs), "n_checks": len(checks), "total_units": total_units,
                "timings": timings, "seconds_total": round(time.time() - t_all, 1), "conditions": results}
+    if args.merge and (out / "summary.json").exists():
+        old = json.loads((out / "summary.json").read_text())
+        for name, m in results.items():
+            old["conditions"].setdefault(name, {}).update(m)
+        old.setdefault("extra_runs", []).append({"attacks": attacks, "seconds_total": summary["seconds_total"]})
+        summary = old
+        write_jsonl(out / f"rows_{'_'.join(attacks)}.jsonl", rows)
+    else:
+        write_jsonl(out / "rows.jsonl", rows)
     write_json(out / "summary.json", summary)
-    write_jsonl(out / "rows.jsonl", rows)
-    print("\n| condition | units pruned | refusal direct | refusal prefill | PPL benign | answer acc (all / held-out) |")
-    print("|---|---|---|---|---|---|")
-    for name, m in results.items():
-        print(f"| {name} | {m['units_pruned']} ({m['units_pruned'] / total_units:.1%}) | {m['refusal_direct']:.0%} | "
-              f"{m['refusal_prefill']:.0%} | {m['ppl_benign']:.2f} | {m['answer_acc']:.0%} / "
-              f"{m['answer_acc_heldout']:.0%} |")
+    cols = [c for c in ("refusal_direct", "refusal_prefill", "refusal_system", "ppl_refusal_heldout",
+                        "ppl_harmful_heldout", "ppl_benign", "answer_acc", "answer_acc_heldout")
+            if any(c in m for m in summary["conditions"].values())]
+    print("\n| condition | units pruned | " + " | ".join(cols) + " |")
+    print("|---|---|" + "---|" * len(cols))
+    for name, m in summary["conditions"].items():
+        vals = [("-" if c not in m else f"{m[c]:.0%}" if c.startswith(("refusal", "answer")) else f"{m[c]:.2f}")
+                for c in cols]
+        print(f"| {name} | {m['units_pruned']} ({m['units_pruned'] / total_units:.1%}) | " + " | ".join(vals) + " |")
     print(f"\ntotal {summary['seconds_total']} s; details in {out}/summary.json")
 
 

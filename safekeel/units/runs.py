@@ -74,7 +74,8 @@ class AblateConfig:
     seed: int = field(0, help="seed for random units")
     behaviors: str = field("harmbench", help="harmful behaviors (bundled name or file); not the calibration set")
     n_behaviors: int = field(100, help="behaviors asked per attack")
-    attacks: list[str] = field(["direct", "prefill"], help="direct and/or prefill")
+    attacks: list[str] = field(["direct", "prefill"], help="direct, prefill, system (direct under a safety "
+                                                            "system prompt: a more refusing state)")
     n_utility: int = field(48, help="held-out benign prompts for response perplexity (0 = skip)")
     n_checks: int = field(1000, help="benign prompts with answer checks to ask (0 = skip)")
     max_new_tokens: int = field(48, help="tokens generated per answer")
@@ -161,6 +162,16 @@ def run_classify(cfg: ClassifyConfig) -> Path:
     return out
 
 
+def refusal_eval_pairs() -> tuple[list, list]:
+    """Held-out uncensorbench triples as (prompt, refusal) and (prompt, harmful answer) pairs: perplexity of each
+    is a continuous safety signal that works even when a model rarely refuses."""
+    from ..data.bundled import uncensorbench_triples
+    from ..data.splits import split
+
+    held = split(uncensorbench_triples(), 1 / 3, 0)[1]
+    return [(t.prompt, t.safe_response) for t in held], [(t.prompt, t.harmful_response) for t in held]
+
+
 def utility_eval_set(model, tok, model_id: str, n: int, max_new_tokens: int = 64, batch_size: int = 16):
     """(held-out benign prompt + the dense model's answer pairs, benign items with answer checks)."""
     from ..data.bundled import benign_prompts
@@ -172,12 +183,17 @@ def utility_eval_set(model, tok, model_id: str, n: int, max_new_tokens: int = 64
 
 
 def evaluate(model, tok, prompts: list[str], attacks: list[str], ppl_pairs, check_items, max_new_tokens: int,
-             batch_size: int) -> tuple[dict, list[dict]]:
-    """Refusal rate per attack, response perplexity and answer-check accuracy of the model as it is now."""
+             batch_size: int, safety_ppl: bool = True) -> tuple[dict, list[dict]]:
+    """Refusal rate per attack, refusal/harmful-answer perplexity on held-out triples, benign response perplexity
+    and answer-check accuracy of the model as it is now."""
     from .calibration import benign_split
     from .evaluate import answer_accuracy, refusals, response_perplexity
 
     metrics, rows = {}, []
+    if safety_ppl:
+        refusal_pairs, harmful_pairs = refusal_eval_pairs()
+        metrics["ppl_refusal_heldout"] = response_perplexity(model, tok, refusal_pairs, batch_size=8)
+        metrics["ppl_harmful_heldout"] = response_perplexity(model, tok, harmful_pairs, batch_size=8)
     for attack in attacks:
         rate, r = refusals(model, tok, prompts, attack, max_new_tokens, batch_size)
         metrics[f"refusal_{attack}"] = rate
@@ -201,10 +217,11 @@ def run_ablate(cfg: AblateConfig) -> Path:
     from ..data.bundled import load_behavior_set
     from . import unitmap
     from .ablate import count, pruned, random_like, sample_within, zero_units
+    from .evaluate import ATTACKS
 
-    bad = [a for a in cfg.attacks if a not in ("direct", "prefill")]
+    bad = [a for a in cfg.attacks if a not in ATTACKS]
     if bad:
-        raise SafekeelError(f"unknown attack {bad[0]!r} (use direct, prefill)")
+        raise SafekeelError(f"unknown attack {bad[0]!r} (use {', '.join(ATTACKS)})")
     out = Path(cfg.out)
     save_config(cfg, out)
     um = unitmap.load(cfg.unit_map)
