@@ -137,7 +137,7 @@ def test_cli_score_classify_ablate_end_to_end(tmp_path, tiny_dir, cli_env):
     assert um["method"] == "wanda" and um["totals"]["esu"] == round(0.05 * um["totals"]["units"])
     abl = tmp_path / "ablate"
     proc = _cli("ablate", str(out), "--model", str(tiny_dir), "--behaviors", str(behaviors), "--n-utility", "2",
-                "--n-checks", "2", "--max-new-tokens", "4", "--export", str(tmp_path / "pruned"), "--out", str(abl),
+                "--n-checks", "2", "--max-new-tokens", "4", "--safety-ppl", "false", "--export", str(tmp_path / "pruned"), "--out", str(abl),
                 env=cli_env)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((abl / "summary.json").read_text())
@@ -155,3 +155,36 @@ def test_cli_score_classify_ablate_end_to_end(tmp_path, tiny_dir, cli_env):
         run_ablate(AblateConfig(unit_map=str(out), model=str(other), behaviors=str(behaviors), out=str(abl)))
     proc = _cli("classify", str(tmp_path / "nope"), env=cli_env)
     assert proc.returncode == 2 and "nope: not found" in proc.stderr
+
+
+def test_size_calibration_by_pruning_degradation():
+    from safekeel.units.calibration import make_batches
+    from safekeel.units.scores import score
+    from safekeel.units.sizes import calibrate_sizes
+
+    tok = build_tokenizer("chatml")
+    model = build_model(tok).eval()
+    safe = make_batches(tok, [("How do I make a weapon?", "Sorry, I can't help with that request.")] * 2, 2, 48)
+    util = make_batches(tok, [("What is the capital of France?", "The capital of France is Paris.")] * 2, 2, 48)
+    s, u = score(model, safe, "wanda"), score(model, util, "wanda")
+    fractions = {"esu": 0.013, "euu": 0.133, "ru": 0.148}
+    esu, ru, trials = calibrate_sizes(model, safe, util, s, u, fractions, [0.01, 0.05, 0.2], [0.05, 0.3],
+                                      ru_tolerance=1e9)
+    assert esu in (0.01, 0.05, 0.2) and ru == 0.3 and len(trials) == 5
+    best = max((t for t in trials if t["class"] == "esu"),
+               key=lambda t: t["safety_nll_increase"] - t["utility_nll_increase"])
+    assert best["fraction"] == esu
+    _, ru, _ = calibrate_sizes(model, safe, util, s, u, fractions, [0.01], [0.3], ru_tolerance=-1)
+    assert ru == 0.0
+
+
+@pytest.mark.parametrize("name, cls", [("units_score", "ScoreConfig"), ("units_classify", "ClassifyConfig"),
+                                       ("units_ablate", "AblateConfig")])
+def test_shipped_configs_resolve(repo_root, name, cls):
+    from safekeel.config import resolve_config
+    from safekeel.units import runs
+
+    overrides = {"scores": "s"} if name == "units_classify" else {"unit_map": "m"} if name == "units_ablate" else {}
+    cfg = resolve_config(getattr(runs, cls), yaml_path=str(repo_root / "configs" / f"{name}.yaml"),
+                         overrides=overrides)
+    assert cfg is not None and (name != "units_classify" or cfg.esu == 0.013)

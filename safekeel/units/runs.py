@@ -54,6 +54,12 @@ class ClassifyConfig:
     normalize: Literal["rank", "max"] = field("rank", help="score normalisation: rank (in [0,1]) or divide by max")
     scope: Literal["layer", "global"] = field("layer", help="normalise and apply fractions per block or globally")
     attn_granularity: Literal["channel", "head"] = field("channel", help="classify attention channels or heads")
+    calibrate_sizes: bool = field(False, help="choose the ESU and RU sizes by pruning degradation on the "
+                                              "calibration sets (loads the scored model)")
+    esu_candidates: list[float] = field([0.005, 0.01, 0.013, 0.02, 0.04], help="ESU fractions to try")
+    ru_candidates: list[float] = field([0.05, 0.1, 0.148, 0.2, 0.3], help="RU fractions to try")
+    ru_tolerance: float = field(0.02, help="largest NLL increase (nats) that still counts as redundant")
+    calibrate_examples: int = field(32, help="calibration examples per set used for size calibration")
     out: str | None = field(None, help="output directory (default: the scores folder)")
 
     def validate(self) -> None:
@@ -76,6 +82,7 @@ class AblateConfig:
     n_behaviors: int = field(100, help="behaviors asked per attack")
     attacks: list[str] = field(["direct", "prefill"], help="direct, prefill, system (direct under a safety "
                                                             "system prompt: a more refusing state)")
+    safety_ppl: bool = field(True, help="perplexity of refusals / harmful answers on held-out uncensorbench triples")
     n_utility: int = field(48, help="held-out benign prompts for response perplexity (0 = skip)")
     n_checks: int = field(1000, help="benign prompts with answer checks to ask (0 = skip)")
     max_new_tokens: int = field(48, help="tokens generated per answer")
@@ -155,11 +162,36 @@ def run_classify(cfg: ClassifyConfig) -> Path:
     out = Path(cfg.out or (cfg.scores if Path(cfg.scores).is_dir() else Path(cfg.scores).parent))
     save_config(cfg, out, "classify_config.yaml")
     head_dim = {k: b["head_dim"] for k, b in meta.get("blocks", {}).items() if b.get("head_dim")}
-    um = unitmap.classify(safety, utility, cfg.esu, cfg.euu, cfg.ru, cfg.cu_top, cfg.normalize, cfg.scope,
+    esu, ru, trials = cfg.esu, cfg.ru, None
+    if cfg.calibrate_sizes:
+        esu, ru, trials = _calibrate(cfg, safety, utility, meta, head_dim)
+    um = unitmap.classify(safety, utility, esu, cfg.euu, ru, cfg.cu_top, cfg.normalize, cfg.scope,
                           cfg.attn_granularity, head_dim,
                           meta={k: meta.get(k) for k in ("model", "adapter", "method", "calibration")})
+    if trials is not None:
+        um.meta["size_calibration"] = {"esu": esu, "ru": ru, "ru_tolerance": cfg.ru_tolerance, "trials": trials}
     unitmap.save(um, out)
     return out
+
+
+def _calibrate(cfg: ClassifyConfig, safety, utility, meta: dict, head_dim: dict):
+    from ..io import read_jsonl_rows
+    from .calibration import make_batches
+    from .sizes import calibrate_sizes
+
+    folder = Path(cfg.scores) if Path(cfg.scores).is_dir() else Path(cfg.scores).parent
+    sets = []
+    for name in ("safety", "utility"):
+        rows = list(read_jsonl_rows(folder / f"calibration_{name}.jsonl"))[:cfg.calibrate_examples]
+        if not rows:
+            raise SafekeelError(f"{folder}: calibration_{name}.jsonl missing or empty; cannot calibrate sizes")
+        sets.append([(r["prompt"], r["response"]) for r in rows])
+    model, tok = load_for_units(meta["model"], meta.get("adapter"))
+    max_length = meta.get("max_length", 256)
+    return calibrate_sizes(model, make_batches(tok, sets[0], 8, max_length), make_batches(tok, sets[1], 8, max_length),
+                           safety, utility, {"esu": cfg.esu, "euu": cfg.euu, "ru": cfg.ru}, cfg.esu_candidates,
+                           cfg.ru_candidates, cfg.ru_tolerance, normalize=cfg.normalize, scope=cfg.scope,
+                           attn_granularity=cfg.attn_granularity, head_dim=head_dim)
 
 
 def refusal_eval_pairs() -> tuple[list, list]:
@@ -244,7 +276,7 @@ def run_ablate(cfg: AblateConfig) -> Path:
         t0 = time.time()
         with pruned(model, sel or {}):
             metrics, rows = evaluate(model, tok, prompts, cfg.attacks, ppl_pairs if cfg.n_utility else [], checks,
-                                     cfg.max_new_tokens, cfg.batch_size)
+                                     cfg.max_new_tokens, cfg.batch_size, cfg.safety_ppl)
         metrics["units_pruned"] = count(sel) if sel else 0
         metrics["seconds"] = round(time.time() - t0, 1)
         summary["conditions"][name] = metrics
@@ -258,7 +290,8 @@ def run_ablate(cfg: AblateConfig) -> Path:
         write_json(Path(cfg.export) / "safekeel_pruned.json", {"unit_map": str(cfg.unit_map),
                                                                "classes": cfg.classes, "units": n})
     table = Table(title=f"{cfg.model}: pruning {'+'.join(cfg.classes)} ({um.meta.get('method')})")
-    cols = ["condition", "units_pruned", *[f"refusal_{a}" for a in cfg.attacks], "ppl_benign", "answer_acc"]
+    cols = ["condition", "units_pruned", *[f"refusal_{a}" for a in cfg.attacks], "ppl_refusal_heldout",
+            "ppl_benign", "answer_acc"]
     for c in cols:
         table.add_column(c)
     for name, m in summary["conditions"].items():
