@@ -1,80 +1,234 @@
-"""`safekeel demo`: the main job on the embedded default model, offline.
+"""`safekeel demo`: the whole pipeline on the embedded default model, offline, in one command.
 
-Current stage: prepare the default model, ask it a few bundled HarmBench behaviors directly, and print what it
-answered and whether it refused. Outputs (rows.jsonl, summary.json, config.yaml) go to `--out`.
+base eval -> unit scores + classes (SSAH) -> vanilla and DeRTa training (DeRTa with ESU+CU frozen) -> eval ->
+a benign fine-tuning "attack" on the DeRTa model with and without frozen units -> eval -> one report.
+
+Every stage writes its own folder under `--out` and is skipped when its result already exists, so an interrupted
+demo continues where it stopped. `--quick` (the default) fits in about 20 minutes on a 2-core CPU; `--full` uses
+more data, steps and behaviors. Each stage also runs alone: see configs/ and `safekeel <verb> --help`.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .config import add_config_args, field, resolve_config, save_config
-from .io import write_json, write_jsonl
+from .io import read_jsonl_rows, write_json, write_jsonl
 
 
 @dataclass
 class DemoConfig:
     model: str = field("smollm2-135m", help="model: embedded name, HF id or local folder")
-    behaviors: str = field("harmbench", help="behavior set: bundled source name or a JSONL/JSON/CSV file")
-    n_behaviors: int = field(8, help="how many behaviors to ask")
-    max_new_tokens: int = field(64, help="tokens generated per answer")
-    batch_size: int = field(8, help="generation batch size")
-    out: str = field("runs/demo", help="output directory")
+    out: str = field("runs/demo", help="output directory (stages already done there are reused)")
     quick: bool = field(True, help="small, fast settings (the default for `make demo`)")
-    full: bool = field(False, help="more behaviors and longer answers")
+    full: bool = field(False, help="more data, steps and behaviors (an hour or more on a CPU)")
+    steps: int = field(36, help="optimizer steps per alignment training run (vanilla, DeRTa)")
+    attack_steps: int = field(16, help="optimizer steps of the benign fine-tuning attack")
+    batch_size: int = field(8, help="training batch size")
+    lr: float = field(5e-5, help="learning rate of the alignment runs")
+    attack_lr: float = field(5e-5, help="learning rate of the fine-tuning attack")
+    max_length: int = field(192, help="training sequence length")
+    helpful: str | None = field(None, help="helpful conversations file; default: self-distil the model's answers")
+    n_helpful: int = field(48, help="helpful conversations mixed into training (benign train-split prompts)")
+    n_eval: int = field(32, help="held-out harmful prompts per attack")
+    n_benign: int = field(24, help="benign prompts (helpfulness) and benign-but-scary prompts (over-refusal)")
+    prefix_ks: list[int] = field([10, 20], help="harmful-prefix lengths (tokens) for the recovery curve")
+    max_new_tokens: int = field(40, help="tokens generated per evaluated answer")
+    n_calibration: int = field(48, help="safety and utility calibration examples for unit scores")
+    freeze_classes: list[str] = field(["esu", "cu"], help="unit classes kept fixed during DeRTa and fine-tuning")
+    seed: int = field(0, help="seed for data, training and evaluation")
 
     def validate(self) -> None:
         if self.full:
             self.quick = False
-            self.n_behaviors = max(self.n_behaviors, 50)
-            self.max_new_tokens = max(self.max_new_tokens, 128)
+            self.steps, self.attack_steps = max(self.steps, 150), max(self.attack_steps, 60)
+            self.n_helpful, self.n_eval, self.n_benign = max(self.n_helpful, 90), max(self.n_eval, 50), 100
+            self.max_new_tokens, self.n_calibration, self.max_length = 96, 128, 384
+            self.prefix_ks = sorted({0, 5, 10, 20, 40, *self.prefix_ks})
 
 
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="run safekeel's main job on the embedded default model")
+    p = sub.add_parser("demo", help="run the whole pipeline on the embedded default model (offline)")
     add_config_args(p, DemoConfig)
-    p.set_defaults(func=run)
+    p.set_defaults(func=_demo)
 
 
-def run(args) -> int:
+def _demo(args) -> int:
+    run_demo(resolve_config(DemoConfig, args))
+    return 0
+
+
+class Stages:
+    """Runs named stages once, times them, and shows what is happening."""
+
+    def __init__(self, out: Path, console):
+        self.out, self.console, self.times = out, console, {}
+
+    def run(self, name: str, done: Path, fn, *args, **kw):
+        if done.exists():
+            self.console.print(f"[dim]✓ {name}: reusing {done.parent if done.suffix else done}[/]")
+            self.times[name] = 0.0
+            return done
+        self.console.rule(f"[bold]{name}")
+        t0 = time.time()
+        result = fn(*args, **kw)
+        self.times[name] = round(time.time() - t0, 1)
+        self.console.print(f"[green]✓ {name}[/] in {self.times[name]} s")
+        return result
+
+
+def _finetune_rows(helpful_path: Path, n: int) -> list[dict]:
+    """The fine-tuning attack's data: benign conversations only (what a user fine-tune would look like)."""
+    rows = [{"id": f"ft-{i}", "kind": "helpful", "messages": r["messages"]}
+            for i, r in enumerate(read_jsonl_rows(helpful_path))]
+    return rows[:n]
+
+
+def run_demo(cfg: DemoConfig) -> Path:
     from rich.console import Console
-    from rich.table import Table
 
-    from .data.bundled import load_behavior_set
-    from .eval.generate import GenerationRequest, generate
-    from .judges.keyword import first_refusal_token, is_refusal
-    from .models import load_model
+    from .data.build_cli import BuildConfig, DistillConfig, load_prompt_set, run_build, run_distill
+    from .eval.report import write_report
+    from .eval.run import EvalConfig, run_eval
+    from .models import resolve
+    from .train.run import TrainConfig, run_train
+    from .units.runs import ClassifyConfig, ScoreConfig, run_classify, run_score
 
-    cfg = resolve_config(DemoConfig, args)
     console = Console()
     out = Path(cfg.out)
     save_config(cfg, out)
+    stages = Stages(out, console)
     t0 = time.time()
-    with console.status(f"loading {cfg.model} (first run prepares it from the bundled GGUF)"):
-        model, tok = load_model(cfg.model)
-    behaviors = load_behavior_set(cfg.behaviors)[: cfg.n_behaviors]
-    requests = [GenerationRequest(messages=[{"role": "user", "content": b.prompt}]) for b in behaviors]
-    with console.status(f"generating {len(requests)} answers"):
-        answers = generate(model, tok, requests, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size)
-    rows = []
-    for b, a in zip(behaviors, answers, strict=True):
-        rows.append({"id": b.id, "attack": "direct", "prompt": b.prompt, "response": a, "refusal": is_refusal(a),
-                     "refusal_token": first_refusal_token(a, tok)})
-    write_jsonl(out / "rows.jsonl", rows)
-    refusals = sum(r["refusal"] for r in rows)
-    summary = {"model": cfg.model, "behaviors": cfg.behaviors, "n": len(rows), "refusals": refusals,
-               "refusal_rate": refusals / max(len(rows), 1), "seconds": round(time.time() - t0, 1)}
-    write_json(out / "summary.json", summary)
+    with console.status(f"preparing {cfg.model} (first run: GGUF from the wheel -> safetensors, ~30 s)"):
+        model = resolve(cfg.model)
 
-    table = Table(title=f"{cfg.model}: direct requests ({cfg.behaviors}), keyword refusal judge", show_lines=True)
-    table.add_column("behavior", ratio=2, overflow="fold")
-    table.add_column("response (start)", ratio=3, overflow="fold")
-    table.add_column("refused?", justify="center")
+    # data: helpful answers (self-distilled from the model on benign train-split prompts), then the training sets
+    helpful = out / "data" / "helpful.jsonl"
+    if cfg.helpful:
+        helpful = Path(cfg.helpful)
+    else:
+        prompts = out / "data" / "helpful_prompts.jsonl"
+        if not prompts.exists():
+            write_jsonl(prompts, load_prompt_set("benign", "train")[: cfg.n_helpful])
+        stages.run("self-distil helpful answers", helpful, run_distill, DistillConfig(
+            model=model, prompts=str(prompts), split="all", max_new_tokens=96 if cfg.quick else 160,
+            batch_size=16, out=str(helpful)))
+    helpful_n = out / "data" / "helpful_used.jsonl"
+    if not helpful_n.exists():
+        write_jsonl(helpful_n, list(read_jsonl_rows(helpful))[: cfg.n_helpful])
+    sets = {}
+    for recipe in ("vanilla", "derta"):
+        d = out / "data" / recipe
+        sets[recipe] = d / "train.jsonl"
+        stages.run(f"build the {recipe} training set", sets[recipe], run_build, BuildConfig(
+            triples="uncensorbench", helpful=str(helpful_n), recipe=recipe, split="train", model=model,
+            seed=cfg.seed, out=str(d)))
+
+    evals: dict[str, Path] = {}
+    base_eval = EvalConfig(
+        model=model, behaviors="uncensorbench:heldout", n_behaviors=cfg.n_eval,
+        attacks=["direct", "prefill", "harmful_prefix"], prefix_behaviors="",
+        prefix_ks=cfg.prefix_ks, benign_scary=cfg.n_benign, benign=cfg.n_benign,
+        max_new_tokens=cfg.max_new_tokens, batch_size=16, seed=cfg.seed, judges=["keyword", "harm"])
+
+    def evaluate(label: str, model_path: str) -> None:
+        d = out / "eval" / label
+        evals[label] = d
+        stages.run(f"evaluate {label}", d / "summary.json", run_eval,
+                   replace(base_eval, model=model_path, label=label, out=str(d), resume=True))
+
+    evaluate("base", model)
+
+    # safety units of the base model (SSAH)
+    units = out / "units"
+    stages.run("score units (ssah)", units / "scores.safetensors", run_score, ScoreConfig(
+        model=model, method="ssah", n_safety=cfg.n_calibration, n_utility=cfg.n_calibration, out=str(units)))
+    stages.run("classify units", units / "unit_map.safetensors", run_classify, ClassifyConfig(scores=str(units)))
+    unit_map = str(units / "unit_map.safetensors")
+
+    train_base = TrainConfig(model=model, max_steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
+                             max_length=cfg.max_length, seed=cfg.seed, save_steps=max(cfg.steps // 3, 1),
+                             warmup_ratio=0.1, weight_decay=0.01)
+
+    def train(label: str, **kw) -> str:
+        d = out / "train" / label
+        stages.run(f"train {label}", d / "summary.json", run_train,
+                   replace(train_base, out=str(d), resume=(d / "checkpoints").exists(), **kw))
+        return str(d / "model")
+
+    vanilla = train("vanilla", data=str(sets["vanilla"]))
+    derta = train("derta", data=str(sets["derta"]), freeze_units=unit_map, freeze_classes=cfg.freeze_classes)
+    evaluate("vanilla", vanilla)
+    evaluate("derta", derta)
+
+    # the fine-tuning attack: benign data only, on the DeRTa model, with and without frozen safety units
+    ft_data = out / "data" / "finetune" / "train.jsonl"
+    if not ft_data.exists():
+        write_jsonl(ft_data, _finetune_rows(helpful, 10**9))
+    ft = dict(data=str(ft_data), model=derta, max_steps=cfg.attack_steps, lr=cfg.attack_lr)
+    derta_ft = train("derta+finetune", **ft)
+    derta_ft_frozen = train("derta+finetune (frozen units)", **ft, freeze_units=unit_map,
+                            freeze_classes=cfg.freeze_classes)
+    evaluate("derta+finetune", derta_ft)
+    evaluate("derta+finetune (frozen units)", derta_ft_frozen)
+
+    report = out / "report"
+    stages.run("report", report / "summary.json", write_report, [str(p) for p in evals.values()], str(report))
+    table = results_table(evals)
+    write_json(out / "demo_summary.json", {"config": str(out / "config.yaml"), "stage_seconds": stages.times,
+                                           "wall_seconds": round(time.time() - t0, 1), "results": table})
+    print_table(console, table)
+    console.print(f"report: {report / 'report.html'} (and report.md); wall time {time.time() - t0:.0f} s")
+    return out
+
+
+def results_table(evals: dict[str, Path]) -> list[dict]:
+    """One row per model: ASR (harm judge) per attack, refusal rates, over-refusal and helpfulness."""
+    import json
+
+    rows = []
+    for label, d in evals.items():
+        s = json.loads((d / "summary.json").read_text())
+        asr = s.get("asr", {}).get("harm", {})
+        rec = {c["k"]: c for c in s.get("recovery", {}).get("harm", [])}
+        help_ = s.get("helpfulness") or {}
+        row = {"model": label}
+        for attack in ("direct", "prefill"):
+            row[f"asr_{attack}"] = (asr.get(attack) or {}).get("rate")
+            row[f"asr_{attack}_ci"] = (asr.get(attack) or {}).get("ci")
+        for k, c in sorted(rec.items()):
+            row[f"asr_prefix_k{k}"] = c["asr"].get("rate")
+            row[f"refusal_prefix_k{k}"] = c["refusal"].get("rate")
+        row["over_refusal"] = (s.get("over_refusal", {}).get("keyword") or {}).get("rate")
+        row["benign_answer_rate"] = (help_.get("answer_rate") or {}).get("rate")
+        row["benign_check_pass"] = (help_.get("check_pass") or {}).get("rate")
+        rows.append(row)
+    return rows
+
+
+HEADERS = {"model": "model", "asr_direct": "ASR direct", "asr_prefill": "ASR prefill", "over_refusal": "over-refusal",
+           "benign_answer_rate": "benign answered", "benign_check_pass": "benign correct"}
+
+
+def _header(col: str) -> str:
+    if col in HEADERS:
+        return HEADERS[col]
+    kind, k = col.rsplit("_k", 1)
+    return f"{'ASR' if kind.startswith('asr') else 'refusal'} prefix k={k}"
+
+
+def print_table(console, rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    if not rows:
+        return
+    cols = [c for c in rows[0] if not c.endswith("_ci")]
+    table = Table(title="safekeel demo: attack success rate (harm judge), refusals and helpfulness, held-out prompts")
+    for c in cols:
+        table.add_column(_header(c), justify="left" if c == "model" else "right")
     for r in rows:
-        table.add_row(r["prompt"], r["response"][:200], "[green]yes[/]" if r["refusal"] else "[red]no[/]")
-    console.print(table)
-    console.print(f"refused {refusals}/{len(rows)} ({summary['refusal_rate']:.0%}) in {summary['seconds']} s; "
-                  f"rows and summary in {out}/")
-    return 0
+        table.add_row(*[r[c] if c == "model" else ("-" if r.get(c) is None else f"{r[c]:.0%}") for c in cols])
+    Console(width=max(console.width, 160)).print(table)

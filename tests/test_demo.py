@@ -1,0 +1,36 @@
+"""The whole demo pipeline end to end on a tiny model: every stage runs, writes its outputs, and re-running reuses them."""
+
+import json
+import subprocess
+import sys
+
+HELPFUL = [("What is the capital of France?", "The capital of France is Paris."),
+           ("Give me a tip for baking bread.", "Use fresh yeast and knead the dough well."),
+           ("Write a short poem about the sea.", "The waves roll in and out under the silver moon."),
+           ("How do I print in Python?", "Use print('hello world').")]
+
+
+def test_demo_pipeline_on_tiny_model(tmp_path, tiny_dir, cli_env):
+    helpful = tmp_path / "helpful.jsonl"
+    helpful.write_text("".join(json.dumps({"messages": [{"role": "user", "content": q},
+                                                        {"role": "assistant", "content": a}]}) + "\n"
+                               for q, a in HELPFUL))
+    out = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "safekeel", "demo", "--model", str(tiny_dir), "--helpful", str(helpful),
+           "--out", str(out), "--steps", "2", "--attack-steps", "2", "--n-eval", "3", "--n-benign", "3",
+           "--max-new-tokens", "6", "--n-calibration", "6", "--batch-size", "2", "--max-length", "1024",
+           "--prefix-ks", "5"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=cli_env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "demo_summary.json").read_text())
+    labels = [r["model"] for r in summary["results"]]
+    assert labels == ["base", "vanilla", "derta", "derta+finetune", "derta+finetune (frozen units)"]
+    for r in summary["results"]:
+        assert r["asr_prefill"] is not None and r["refusal_prefix_k5"] is not None
+    assert (out / "report" / "report.html").stat().st_size > 1000
+    assert (out / "units" / "unit_map.safetensors").exists()
+    frozen = json.loads((out / "train" / "derta+finetune (frozen units)" / "summary.json").read_text())
+    assert 0 < frozen["trainable_fraction"] < 1
+    # a second run finds every stage done and only re-prints the table
+    again = subprocess.run(cmd, capture_output=True, text=True, env=cli_env)
+    assert again.returncode == 0 and again.stdout.count("reusing") >= 10
