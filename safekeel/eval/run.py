@@ -73,6 +73,11 @@ class EvalConfig:
             raise SafekeelError(f"backend must be hf or vllm, got {self.backend!r}")
         if self.cipher_mode not in ("all", "rotate"):
             raise SafekeelError(f"cipher_mode must be all or rotate, got {self.cipher_mode!r}")
+        from ..attacks.base import attack_names
+
+        unknown = [a for a in self.attacks if a not in attack_names()]
+        if unknown:
+            raise SafekeelError(f"unknown attack(s) {', '.join(unknown)} (known: {', '.join(attack_names())})")
         if self.samples < 1 or self.batch_size < 1 or self.max_new_tokens < 1:
             raise SafekeelError("samples, batch_size and max_new_tokens must be >= 1")
 
@@ -169,6 +174,17 @@ def _search_prompts(cfg: EvalConfig, model, tok, log) -> list[tuple[str, AttackP
     return out
 
 
+def repair_tail(path: Path) -> None:
+    """Cut a torn last line (a writer killed mid-append), so rows appended on resume start on a fresh line."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as f:
+        data = f.read()
+        if data.endswith(b"\n"):
+            return
+        f.truncate(data.rfind(b"\n") + 1)
+
+
 def generate_rows(cfg: EvalConfig, model_objects=None, log=print) -> Path:
     """The generation step: append every missing row to OUT/rows.jsonl."""
     from ..models import load_model, resolve
@@ -183,6 +199,7 @@ def generate_rows(cfg: EvalConfig, model_objects=None, log=print) -> Path:
         (out / "judged.jsonl").unlink(missing_ok=True)
     cfg.label = cfg.label or (cfg.model + (f"+{Path(cfg.adapter).name}" if cfg.adapter else ""))
     save_config(cfg, out)
+    repair_tail(rows_path)
     t0 = time.time()
     model, tok = model_objects or load_model(cfg.model, cfg.adapter, cfg.dtype)
     done = {r["key"] for r in read_jsonl_rows(rows_path)}

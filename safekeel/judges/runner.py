@@ -53,6 +53,9 @@ def judge_items(items: list[dict], judges: list[str], out_path: str | Path, opts
     done = {(r["key"], r["judge"]) for r in read_jsonl_rows(out_path)} if resume else set()
     if not resume and out_path.exists():
         out_path.unlink()
+    from ..eval.run import repair_tail
+
+    repair_tail(out_path)
     written = 0
     for name in [canonical(j) for j in judges]:
         todo = [it for it in items if (it["key"], name) not in done]
