@@ -50,10 +50,11 @@ def main() -> None:
     out = Path(args.out)
     t_all = time.time()
     model, tok = load_for_units(args.model)
-    safety = cal.safety_pairs("uncensorbench", args.n_safety)
-    t0 = time.time()
-    utility = cal.utility_pairs("benign", model, tok, args.model, args.n_utility, 96, 16)
-    print(f"calibration: {len(safety)} safety, {len(utility)} utility pairs (distill {time.time() - t0:.0f} s)")
+    if not args.reuse_maps:
+        safety = cal.safety_pairs("uncensorbench", args.n_safety)
+        t0 = time.time()
+        utility = cal.utility_pairs("benign", model, tok, args.model, args.n_utility, 96, 16)
+        print(f"calibration: {len(safety)} safety, {len(utility)} utility pairs (distill {time.time() - t0:.0f} s)")
     maps = {}
     timings = {}
     for method in args.methods.split(","):

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from ..errors import SafekeelError
-from ..io import read_jsonl_rows, write_jsonl
+from ..io import append_jsonl, read_jsonl_rows, write_jsonl
 from ..sources import home
 
 Pair = tuple[str, str]  # (prompt, response)
@@ -74,21 +74,26 @@ def utility_pairs(spec: str, model=None, tok=None, model_id: str = "", n: int | 
 
 def self_distill(model, tok, prompts: list[str], model_id: str, max_new_tokens: int = 96,
                  batch_size: int = 16) -> list[Pair]:
-    """The model's own greedy answers to `prompts`, cached by (model, prompts, length)."""
+    """The model's own greedy answers to `prompts`; cached per (model, length) and prompt, so subsets and supersets
+    of earlier calls only generate what is missing."""
     if model is None or tok is None:
         raise SafekeelError("self-distilled utility answers need the model")
-    key = hashlib.sha256(json.dumps([model_id, prompts, max_new_tokens]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps([model_id, max_new_tokens]).encode()).hexdigest()[:16]
     cache = home() / "cache" / "units" / f"distill-{key}.jsonl"
-    rows = list(read_jsonl_rows(cache))
-    if len(rows) == len(prompts):
-        return [(r["prompt"], r["response"]) for r in rows]
-    from ..eval.generate import GenerationRequest, generate
+    known = {r["prompt"]: r["response"] for r in read_jsonl_rows(cache)}
+    missing = list(dict.fromkeys(p for p in prompts if p not in known))
+    if missing:
+        from ..eval.generate import GenerationRequest, generate
 
-    reqs = [GenerationRequest(messages=[{"role": "user", "content": p}]) for p in prompts]
-    answers = generate(model, tok, reqs, max_new_tokens=max_new_tokens, batch_size=batch_size)
-    pairs = [(p, a if a.strip() else "OK.") for p, a in zip(prompts, answers, strict=True)]
-    write_jsonl(cache, [{"prompt": p, "response": a} for p, a in pairs])
-    return pairs
+        reqs = [GenerationRequest(messages=[{"role": "user", "content": p}]) for p in missing]
+
+        def save(idx: list[int], answers: list[str]) -> None:
+            for i, a in zip(idx, answers, strict=True):
+                known[missing[i]] = a if a.strip() else "OK."
+                append_jsonl(cache, {"prompt": missing[i], "response": known[missing[i]]})
+
+        generate(model, tok, reqs, max_new_tokens=max_new_tokens, batch_size=batch_size, on_batch=save)
+    return [(p, known[p]) for p in prompts]
 
 
 def encode_pair(tok, prompt: str, response: str, max_length: int) -> tuple[list[int], int]:
