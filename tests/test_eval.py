@@ -120,3 +120,14 @@ def test_bad_input_exits_2(tmp_path, cli_env, tiny_dir):
                            "--behaviors", str(behaviors_file(tmp_path)), "--out", str(tmp_path / "x")],
                           capture_output=True, text=True, env=cli_env)
     assert proc.returncode == 2 and "unknown attack" in proc.stderr
+
+
+def test_pair_search_inside_an_eval_run(tiny_dir, tmp_path):
+    cfg = config(tiny_dir, tmp_path, attacks=["pair"], pair_streams=2, pair_iterations=1, benign_scary=0, benign=0,
+                 judges=["harm"], attacker_max_new_tokens=12)
+    out = run_eval(cfg, log=lambda *a: None)
+    rows = list(read_jsonl_rows(out / "rows.jsonl"))
+    assert len(rows) == 3 and all(r["attack"] == "pair" and r["meta"]["queries"] == 2 for r in rows)
+    run_eval(config(tiny_dir, tmp_path, attacks=["pair"], pair_streams=2, pair_iterations=1, benign_scary=0,
+                    benign=0, judges=["harm"], attacker_max_new_tokens=12, resume=True), log=lambda *a: None)
+    assert len(list(read_jsonl_rows(out / "rows.jsonl"))) == 3  # searches are not redone on resume

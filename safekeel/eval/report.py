@@ -78,6 +78,9 @@ def plot_positions(summaries: list[dict]) -> bytes:
                [100 * c / total for c in h["counts"]], width, label=f"{s['run']} (n={h['n_refusals']})")
     if labels:
         ax.set_xticks(range(len(labels)), labels)
+    if all(s["refusal_position"]["all_harmful"]["n_refusals"] == 0 for s in summaries):
+        ax.text(0.5, 0.5, "no refusal phrase in any answer", ha="center", va="center", transform=ax.transAxes)
+    ax.set_ylim(0, 100)
     ax.set_xlabel("position of the first refusal phrase (tokens)")
     ax.set_ylabel("% of refusing answers")
     ax.set_title("Where refusals start (all harmful prompts)")

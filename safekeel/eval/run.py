@@ -61,6 +61,7 @@ class EvalConfig:
     pair_iterations: int = field(3, help="PAIR: refinement iterations")
     attacker_model: str | None = field(None, help="PAIR attacker: HF id / folder (default: the target model)")
     attacker_endpoint: str | None = field(None, help="PAIR attacker: OpenAI-compatible base URL")
+    attacker_max_new_tokens: int = field(256, help="PAIR attacker: tokens per proposed prompt")
     autodan_population: int = field(8, help="AutoDAN: population size")
     autodan_generations: int = field(3, help="AutoDAN: generations")
     out: str = field("runs/eval", help="run directory")
@@ -161,7 +162,7 @@ def _search_prompts(cfg: EvalConfig, model, tok, log) -> list[tuple[str, AttackP
             attacker = endpoint_chat(ChatEndpoint(cfg.attacker_endpoint))
         else:
             am, at = load_model(cfg.attacker_model) if cfg.attacker_model else (model, tok)
-            attacker = hf_chat(am, at, seed=cfg.seed)
+            attacker = hf_chat(am, at, max_new_tokens=cfg.attacker_max_new_tokens, seed=cfg.seed)
 
         def target(prompts: list[str]) -> list[str]:
             reqs = [GenerationRequest(messages=[{"role": "user", "content": p}]) for p in prompts]
@@ -170,7 +171,8 @@ def _search_prompts(cfg: EvalConfig, model, tok, log) -> list[tuple[str, AttackP
         scorer = judge_scorer(HarmJudge())
         for b in behaviors:
             out.append(("harmful", b, "pair", lambda b=b: pair_attack(b, attacker, target, scorer, pcfg),
-                        {**vars(pcfg), "attacker": cfg.attacker_endpoint or cfg.attacker_model or "self"}))
+                        {**vars(pcfg), "attacker": cfg.attacker_endpoint or cfg.attacker_model or "self",
+                         "attacker_tokens": cfg.attacker_max_new_tokens}))
     return out
 
 
