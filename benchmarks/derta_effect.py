@@ -29,7 +29,7 @@ from safekeel.data.build_cli import (
     run_distill,
 )
 from safekeel.eval.generate import GenerationRequest, generate
-from safekeel.io import write_json, write_jsonl
+from safekeel.io import read_jsonl_rows, write_json, write_jsonl
 from safekeel.judges.keyword import first_refusal_token, is_refusal
 from safekeel.models import load_model
 from safekeel.train.run import TrainConfig, run_train
@@ -51,15 +51,21 @@ def prepare(args) -> dict[str, Path]:
     for recipe in ("vanilla", "derta"):
         data = run_build(BuildConfig(helpful=str(helpful), recipe=recipe, model=args.model, seed=0,
                                      out=str(out / "data" / recipe)))
-        run_dir = out / "train" / recipe
+        run_dir = run_dirs(args)[recipe]
+        keep = args.rto_keep_fraction if recipe == "derta" else 1.0
         if not (run_dir / "summary.json").exists():
             cfg = resolve_config(TrainConfig, overrides=dict(
                 model=args.model, data=str(data), out=str(run_dir), epochs=args.epochs, batch_size=args.batch_size,
-                lr=args.lr, max_length=args.max_length, save_steps=10, seed=0,
+                lr=args.lr, max_length=args.max_length, save_steps=10, seed=0, rto_keep_fraction=keep,
                 resume=(run_dir / "train_log.jsonl").exists()))
             run_train(cfg)
         models[recipe] = run_dir / "model"
     return models
+
+
+def run_dirs(args) -> dict[str, Path]:
+    keep = f"_keep{round(args.rto_keep_fraction * 100):02d}" if args.rto_keep_fraction < 1 else ""
+    return {"vanilla": Path(args.out) / "train" / "vanilla", "derta": Path(args.out) / "train" / f"derta{keep}"}
 
 
 def evaluate(name: str, path: str, args) -> list[dict]:
@@ -93,16 +99,25 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--gen-batch", type=int, default=16)
     ap.add_argument("--k", type=int, nargs="+", default=[10, 20])
+    ap.add_argument("--rto-keep-fraction", type=float, default=0.05,
+                    help="DeRTa RTO targets kept per step (reference full FT ~5%%; 1.0 collapses a 135M model to "
+                         "'SorrySorry...' everywhere)")
     ap.add_argument("--eval-only", action="store_true")
+    ap.add_argument("--only", nargs="*", default=[], help="re-evaluate only these models, keep the other rows")
     args = ap.parse_args()
     out = Path(args.out)
     t0 = time.time()
-    models = ({r: out / "train" / r / "model" for r in ("vanilla", "derta")} if args.eval_only else prepare(args))
-    rows = []
+    models = {r: d / "model" for r, d in run_dirs(args).items()} if args.eval_only else prepare(args)
+    old = list(read_jsonl_rows(out / "rows.jsonl")) if args.only else []
+    rows = [r for r in old if r["model"] not in args.only]
     for name, path in [("base", args.model), ("vanilla", str(models["vanilla"])), ("derta", str(models["derta"]))]:
+        if args.only and name not in args.only:
+            continue
         rows += evaluate(name, path, args)
         write_jsonl(out / "rows.jsonl", rows)
-    summary: dict = {"seconds": round(time.time() - t0), "opener": OPENER, "max_new_tokens": args.max_new_tokens}
+    summary_models = {"vanilla": str(models["vanilla"].parent.name), "derta": str(models["derta"].parent.name)}
+    summary: dict = {"seconds": round(time.time() - t0), "opener": OPENER, "max_new_tokens": args.max_new_tokens,
+                     "runs": summary_models, "rto_keep_fraction": args.rto_keep_fraction}
     attacks = sorted({r["attack"] for r in rows}, key=lambda a: (a == "benign", a))
     print(f"{'attack':<12} {'n':>4} " + " ".join(f"{m:>9}" for m in ("base", "vanilla", "derta")))
     for a in attacks:
