@@ -131,3 +131,11 @@ def test_pair_search_inside_an_eval_run(tiny_dir, tmp_path):
     run_eval(config(tiny_dir, tmp_path, attacks=["pair"], pair_streams=2, pair_iterations=1, benign_scary=0,
                     benign=0, judges=["harm"], attacker_max_new_tokens=12, resume=True), log=lambda *a: None)
     assert len(list(read_jsonl_rows(out / "rows.jsonl"))) == 3  # searches are not redone on resume
+
+
+def test_second_writer_on_a_run_directory_is_refused(tiny_dir, tmp_path):
+    from safekeel.eval.run import run_lock
+
+    cfg = config(tiny_dir, tmp_path, attacks=["direct"], benign_scary=0, benign=0)
+    with run_lock(tmp_path / "run"), pytest.raises(SafekeelError, match="another safekeel process"):
+        run_eval(cfg, log=lambda *a: None)

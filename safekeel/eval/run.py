@@ -9,6 +9,7 @@ of models (base / vanilla / DeRTa / frozen) can be evaluated back to back.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -176,6 +177,22 @@ def _search_prompts(cfg: EvalConfig, model, tok, log) -> list[tuple[str, AttackP
     return out
 
 
+@contextlib.contextmanager
+def run_lock(out: Path):
+    """One writer per run directory: a second `safekeel eval` on it fails instead of interleaving rows."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "w") as f:
+        try:
+            import fcntl
+
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SafekeelError(f"{out} is being written by another safekeel process") from None
+        except ImportError:  # no fcntl (Windows): no lock
+            pass
+        yield
+
+
 def repair_tail(path: Path) -> None:
     """Cut a torn last line (a writer killed mid-append), so rows appended on resume start on a fresh line."""
     if not path.exists() or path.stat().st_size == 0:
@@ -189,11 +206,16 @@ def repair_tail(path: Path) -> None:
 
 def generate_rows(cfg: EvalConfig, model_objects=None, log=print) -> Path:
     """The generation step: append every missing row to OUT/rows.jsonl."""
+    out = Path(cfg.out)
+    rows_path = out / "rows.jsonl"
+    with run_lock(out):
+        return _generate_rows(cfg, out, rows_path, model_objects, log)
+
+
+def _generate_rows(cfg: EvalConfig, out: Path, rows_path: Path, model_objects, log) -> Path:
     from ..models import load_model, resolve
     from .generate import generate
 
-    out = Path(cfg.out)
-    rows_path = out / "rows.jsonl"
     if rows_path.exists() and not cfg.resume:
         if not cfg.overwrite:
             raise SafekeelError(f"{out} already holds a run: use --resume to continue it or --overwrite")

@@ -13,7 +13,7 @@ from .metrics import check_answer, grouped_rate, rate, refusal_positions
 def load_run(run_dir: str | Path) -> tuple[list[dict], dict[str, dict[str, dict]]]:
     """(rows, verdicts[judge][key]) — the last verdict per key wins (a re-judged row replaces the old one)."""
     run_dir = Path(run_dir)
-    rows = list(read_jsonl_rows(run_dir / "rows.jsonl"))
+    rows = list({r["key"]: r for r in read_jsonl_rows(run_dir / "rows.jsonl")}.values())  # one row per key
     verdicts: dict[str, dict[str, dict]] = defaultdict(dict)
     for v in read_jsonl_rows(run_dir / "judged.jsonl"):
         verdicts[v["judge"]][v["key"]] = v
