@@ -64,6 +64,7 @@ def main() -> None:
         times["ssah"].append(_timed(lambda: score(model, batches, "ssah")))
         times["wanda"].append(_timed(lambda: score(model, batches, "wanda")))
     med = {k: statistics.median(v) for k, v in times.items()}
+    print("scoring:", {k: [round(x, 2) for x in v] for k, v in times.items()}, flush=True)
 
     snip_batches = cal.make_batches(tok, pairs[:args.snip_examples], args.batch_size, args.max_length)
 
@@ -78,6 +79,7 @@ def main() -> None:
         sn["forward+backward"].append(_timed(fwd_bwd))
         sn["snip"].append(_timed(lambda: score(model, snip_batches, "snip")))
     med.update({k: statistics.median(v) for k, v in sn.items()})
+    print("snip:", {k: [round(x, 2) for x in v] for k, v in sn.items()}, flush=True)
 
     # masked vs unmasked AdamW step on a copy of the scoring model (weights change; timing is what matters)
     g = torch.Generator().manual_seed(0)
@@ -108,6 +110,7 @@ def main() -> None:
         steps["masked step"].append(_timed(lambda: step(freezer)))
         freezer.remove()
     med.update({k: statistics.median(v) for k, v in steps.items()})
+    print("steps:", {k: [round(x, 2) for x in v] for k, v in steps.items()}, flush=True)
 
     print(f"model {args.model}; {len(batches)} batches, {n_tokens} tokens; medians of {args.rounds} rounds "
           f"(snip: {len(snip_batches)} batches, {max(1, args.rounds - 1)} rounds; steps: {args.steps} each, "
