@@ -30,6 +30,15 @@ TEXTS = [
 ]
 
 
+def single_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy machine 2 threads per process oversubscribe the
+    cores (an order of magnitude slower): units tests run single-threaded. Used as an autouse fixture."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def random_unit_map(model, out: str | Path, seed: int = 0) -> Path:
     """A unit map from random scores (deterministic): enough to exercise every class."""
     from safekeel.units import unitmap

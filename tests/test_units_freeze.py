@@ -11,13 +11,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from ddp_freeze_script import random_unit_map, train
+from ddp_freeze_script import random_unit_map, single_thread, train
 from tiny import build_model, build_tokenizer
 
 from safekeel.errors import SafekeelError
 from safekeel.units import unitmap
 from safekeel.units.discover import find_units
 from safekeel.units.freeze import build_freeze_callback
+
+one_thread = pytest.fixture(autouse=True)(single_thread)
 
 
 def _allowed_to_change(model, um, classes, mode):

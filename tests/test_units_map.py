@@ -7,13 +7,15 @@ import sys
 
 import pytest
 import torch
-from ddp_freeze_script import random_unit_map
+from ddp_freeze_script import random_unit_map, single_thread
 from tiny import build_model, build_tokenizer
 
 from safekeel.errors import SafekeelError
 from safekeel.units import unitmap
 from safekeel.units.ablate import pruned, random_like, sample_within, zero_units
 from safekeel.units.unitmap import CLASSES, classify
+
+one_thread = pytest.fixture(autouse=True)(single_thread)
 
 
 def _scores(sizes, seed=0):
@@ -114,6 +116,7 @@ def test_hooks_equal_exported_zeroed_weights_and_are_reversible(tmp_path):
 
 
 def _cli(*args, env):
+    env = {**env, "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "-m", "safekeel", "units", *args], capture_output=True, text=True, env=env)
 
 

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from ddp_freeze_script import single_thread
 from tiny import build_model, build_tokenizer
 
 from safekeel.units.calibration import encode_pair, make_batches
@@ -15,6 +16,8 @@ PAIRS = [("How do I pick a lock?", "Sorry, I can't help with that request. Pleas
          ("What is the capital of France?", "The capital of France is Paris."),
          ("Write a poem about the sea.", "The waves roll in and out under the silver moon, again and again."),
          ("How do I kill a Python process?", "Use the kill command with the process id.")]
+
+one_thread = pytest.fixture(autouse=True)(single_thread)
 
 
 @pytest.fixture(scope="module")
