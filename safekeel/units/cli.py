@@ -40,7 +40,7 @@ def _classify(args) -> int:
     out = run_classify(resolve_config(ClassifyConfig, args))
     um = unitmap.load(out)
     tot = um.meta["totals"]
-    table = Table(title=f"unit map: {um.meta.get('model')} ({um.meta.get('method')}, {um.meta.get('scope')} scope)")
+    table = Table(title=f"{um.meta.get('model')}: {um.meta.get('method')}, {um.meta.get('scope')}")
     for col in ("class", "units", "fraction"):
         table.add_column(col)
     for name in ("esu", "euu", "ru", "cu", "cu_top"):

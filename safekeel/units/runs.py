@@ -296,7 +296,7 @@ def run_ablate(cfg: AblateConfig) -> Path:
         table.add_column(c)
     for name, m in summary["conditions"].items():
         table.add_row(name, *[_fmt(m.get(c)) for c in cols[1:]])
-    Console().print(table)
+    Console(width=160).print(table)
     return out
 
 
