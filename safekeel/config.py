@@ -22,12 +22,16 @@ from .io import write_text
 T = TypeVar("T")
 
 
-def field(default: Any = dataclasses.MISSING, help: str = "", **kw) -> Any:  # noqa: A002
-    """A dataclass field with CLI help text; mutable defaults are copied per instance."""
+def field(default: Any = dataclasses.MISSING, help: str = "", required: bool = False, **kw) -> Any:  # noqa: A002
+    """A dataclass field with CLI help text; `required` fields must be given (default None until then).
+
+    Mutable defaults are copied per instance.
+    """
+    meta = {"help": help, "required": required}
     if isinstance(default, (list, dict)):
         value = default
-        return dataclasses.field(default_factory=lambda: type(value)(value), metadata={"help": help}, **kw)
-    return dataclasses.field(default=default, metadata={"help": help}, **kw)
+        return dataclasses.field(default_factory=lambda: type(value)(value), metadata=meta, **kw)
+    return dataclasses.field(default=default, metadata=meta, **kw)
 
 
 def _flag(name: str) -> str:

@@ -24,27 +24,30 @@ class DemoConfig:
     out: str = field("runs/demo", help="output directory (stages already done there are reused)")
     quick: bool = field(True, help="small, fast settings (the default for `make demo`)")
     full: bool = field(False, help="more data, steps and behaviors (an hour or more on a CPU)")
-    steps: int = field(36, help="optimizer steps per alignment training run (vanilla, DeRTa)")
-    attack_steps: int = field(16, help="optimizer steps of the benign fine-tuning attack")
-    batch_size: int = field(8, help="training batch size")
-    lr: float = field(5e-5, help="learning rate of the alignment runs")
-    attack_lr: float = field(5e-5, help="learning rate of the fine-tuning attack")
-    max_length: int = field(192, help="training sequence length")
+    steps: int = field(14, help="optimizer steps per alignment training run (vanilla, DeRTa)")
+    attack_steps: int = field(8, help="optimizer steps of the benign fine-tuning attack")
+    batch_size: int = field(8, help="training batch size (the fine-tuning attack uses half)")
+    lr: float = field(1e-4, help="learning rate of the alignment runs")
+    attack_lr: float = field(1e-4, help="learning rate of the fine-tuning attack")
+    rto_keep_fraction: float = field(0.05, help="RTO positions trained per step (the reference full FT: ~5%)")
+    max_length: int = field(256, help="training sequence length")
+    max_harmful_words: int = field(48, help="cut harmful responses to this many words for training (0 = keep)")
     helpful: str | None = field(None, help="helpful conversations file; default: self-distil the model's answers")
     n_helpful: int = field(48, help="helpful conversations mixed into training (benign train-split prompts)")
-    n_eval: int = field(32, help="held-out harmful prompts per attack")
-    n_benign: int = field(24, help="benign prompts (helpfulness) and benign-but-scary prompts (over-refusal)")
-    prefix_ks: list[int] = field([10, 20], help="harmful-prefix lengths (tokens) for the recovery curve")
+    n_eval: int = field(24, help="held-out harmful prompts per attack")
+    n_benign: int = field(16, help="benign prompts (helpfulness) and benign-but-scary prompts (over-refusal)")
+    prefix_ks: list[int] = field([10], help="harmful-prefix lengths (tokens) for the recovery curve")
     max_new_tokens: int = field(40, help="tokens generated per evaluated answer")
-    n_calibration: int = field(48, help="safety and utility calibration examples for unit scores")
+    n_calibration: int = field(32, help="safety and utility calibration examples for unit scores")
     freeze_classes: list[str] = field(["esu", "cu"], help="unit classes kept fixed during DeRTa and fine-tuning")
     seed: int = field(0, help="seed for data, training and evaluation")
 
     def validate(self) -> None:
         if self.full:
             self.quick = False
-            self.steps, self.attack_steps = max(self.steps, 150), max(self.attack_steps, 60)
-            self.n_helpful, self.n_eval, self.n_benign = max(self.n_helpful, 90), max(self.n_eval, 50), 100
+            self.steps, self.attack_steps = max(self.steps, 60), max(self.attack_steps, 40)
+            self.n_helpful, self.n_eval, self.n_benign = max(self.n_helpful, 90), max(self.n_eval, 50), 44
+            self.max_harmful_words = 0
             self.max_new_tokens, self.n_calibration, self.max_length = 96, 128, 384
             self.prefix_ks = sorted({0, 5, 10, 20, 40, *self.prefix_ks})
 
@@ -79,6 +82,13 @@ class Stages:
         return result
 
 
+def _shorten(t, words: int):
+    """A triple whose harmful response keeps its first `words` words (cheaper training for the quick demo)."""
+    if words <= 0 or len(t.harmful_response.split()) <= words:
+        return t
+    return replace(t, harmful_response=" ".join(t.harmful_response.split()[:words]))
+
+
 def _finetune_rows(helpful_path: Path, n: int) -> list[dict]:
     """The fine-tuning attack's data: benign conversations only (what a user fine-tune would look like)."""
     rows = [{"id": f"ft-{i}", "kind": "helpful", "messages": r["messages"]}
@@ -89,7 +99,14 @@ def _finetune_rows(helpful_path: Path, n: int) -> list[dict]:
 def run_demo(cfg: DemoConfig) -> Path:
     from rich.console import Console
 
-    from .data.build_cli import BuildConfig, DistillConfig, load_prompt_set, run_build, run_distill
+    from .data.build_cli import (
+        BuildConfig,
+        DistillConfig,
+        load_prompt_set,
+        load_triple_set,
+        run_build,
+        run_distill,
+    )
     from .eval.report import write_report
     from .eval.run import EvalConfig, run_eval
     from .models import resolve
@@ -118,12 +135,16 @@ def run_demo(cfg: DemoConfig) -> Path:
     helpful_n = out / "data" / "helpful_used.jsonl"
     if not helpful_n.exists():
         write_jsonl(helpful_n, list(read_jsonl_rows(helpful))[: cfg.n_helpful])
+    triples = out / "data" / "triples_train.jsonl"
+    if not triples.exists():
+        write_jsonl(triples, [_shorten(t, cfg.max_harmful_words).to_dict()
+                              for t in load_triple_set("uncensorbench", "train")])
     sets = {}
     for recipe in ("vanilla", "derta"):
         d = out / "data" / recipe
         sets[recipe] = d / "train.jsonl"
         stages.run(f"build the {recipe} training set", sets[recipe], run_build, BuildConfig(
-            triples="uncensorbench", helpful=str(helpful_n), recipe=recipe, split="train", model=model,
+            triples=str(triples), helpful=str(helpful_n), recipe=recipe, split="all", model=model,
             seed=cfg.seed, out=str(d)))
 
     evals: dict[str, Path] = {}
@@ -149,7 +170,7 @@ def run_demo(cfg: DemoConfig) -> Path:
     unit_map = str(units / "unit_map.safetensors")
 
     train_base = TrainConfig(model=model, max_steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                             max_length=cfg.max_length, seed=cfg.seed, save_steps=max(cfg.steps // 3, 1),
+                             max_length=cfg.max_length, seed=cfg.seed, save_steps=max(cfg.steps // 2, 1),
                              warmup_ratio=0.1, weight_decay=0.01)
 
     def train(label: str, **kw) -> str:
@@ -159,7 +180,8 @@ def run_demo(cfg: DemoConfig) -> Path:
         return str(d / "model")
 
     vanilla = train("vanilla", data=str(sets["vanilla"]))
-    derta = train("derta", data=str(sets["derta"]), freeze_units=unit_map, freeze_classes=cfg.freeze_classes)
+    derta = train("derta", data=str(sets["derta"]), freeze_units=unit_map, freeze_classes=cfg.freeze_classes,
+                  rto_keep_fraction=cfg.rto_keep_fraction)
     evaluate("vanilla", vanilla)
     evaluate("derta", derta)
 
@@ -167,7 +189,8 @@ def run_demo(cfg: DemoConfig) -> Path:
     ft_data = out / "data" / "finetune" / "train.jsonl"
     if not ft_data.exists():
         write_jsonl(ft_data, _finetune_rows(helpful, 10**9))
-    ft = dict(data=str(ft_data), model=derta, max_steps=cfg.attack_steps, lr=cfg.attack_lr)
+    ft = dict(data=str(ft_data), model=derta, max_steps=cfg.attack_steps, lr=cfg.attack_lr,
+              batch_size=max(cfg.batch_size // 2, 1), save_steps=max(cfg.attack_steps // 2, 1))
     derta_ft = train("derta+finetune", **ft)
     derta_ft_frozen = train("derta+finetune (frozen units)", **ft, freeze_units=unit_map,
                             freeze_classes=cfg.freeze_classes)

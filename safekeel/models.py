@@ -132,3 +132,24 @@ def load_model(model: str, adapter: str | None = None, dtype: str = "auto", devi
 def describe() -> list[dict]:
     return [{"name": m.name, "description": m.description, "license": m.license, "prepared": is_prepared(m.name),
              "path": str(embedded_dir(m.name))} for m in EMBEDDED.values()]
+
+
+def require_chat_template(tok, model: str) -> None:
+    """Refuse a tokenizer whose chat template cannot start an assistant turn.
+
+    Training masks and chat generation both need the text that opens the assistant's answer: rendering
+    [user] with add_generation_prompt=True must be a prefix of [user, assistant X] rendered in full, with only
+    whitespace between it and X. A template that ignores add_generation_prompt (or has none) fails this.
+    """
+    if not getattr(tok, "chat_template", None):
+        raise SafekeelError(f"{model}: the tokenizer has no chat template (a chat model is needed here)")
+    user = [{"role": "user", "content": "Q?"}]
+    marker = "ANSWER-7f3a"
+    try:
+        prompt = tok.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
+        full = tok.apply_chat_template(user + [{"role": "assistant", "content": marker}], tokenize=False)
+    except Exception as e:  # jinja errors of a user-supplied template
+        raise SafekeelError(f"{model}: the chat template failed to render: {e}") from None
+    if not full.startswith(prompt) or full[len(prompt):].split(marker, 1)[0].strip():
+        raise SafekeelError(f"{model}: the chat template has no generation prompt (rendering with "
+                            "add_generation_prompt=True does not open the assistant turn)")

@@ -16,12 +16,13 @@ class Cfg:
     bf16: bool = field(False)
     targets: list[str] = field(["q_proj", "v_proj"])
     adapter: str | None = field(None)
+    data: str | None = field(None, required=True)
 
 
 def parse(argv, yaml_path=None):
     p = argparse.ArgumentParser()
     add_config_args(p, Cfg)
-    args = p.parse_args(argv + (["--config", str(yaml_path)] if yaml_path else []))
+    args = p.parse_args(argv + (["--config", str(yaml_path)] if yaml_path else []) + ["--data", "d.jsonl"])
     return resolve_config(Cfg, args)
 
 
@@ -51,3 +52,10 @@ def test_resolved_config_saved_and_reloads(tmp_path):
     saved = yaml.safe_load(path.read_text())
     assert saved["steps"] == 5 and saved["targets"] == ["q_proj", "v_proj"]
     assert resolve_config(Cfg, yaml_path=str(path)) == cfg
+
+
+def test_required_field_must_be_given():
+    p = argparse.ArgumentParser()
+    add_config_args(p, Cfg)
+    with pytest.raises(ConfigError, match="missing value for: --data"):
+        resolve_config(Cfg, p.parse_args([]))

@@ -161,10 +161,16 @@ def test_cli_trains_lora_and_logs_both_losses(built, tmp_path, cli_env):
 def test_cli_reports_bad_training_rows_with_file_line_and_field(built, tmp_path, cli_env):
     model_dir, data = built
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"kind": "rto", "messages": [{"role": "user", "content": "x"}]}\n{"kind": "weird", "messages": []}\n')
+    bad.write_text('{"kind": "rto", "messages": [{"role": "user", "content": "x"}, {"role": "assistant", '
+                   '"content": "y"}]}\n{"kind": "weird", "messages": []}\n{"kind": "safe", "messages": '
+                   '[{"role": "user", "content": "x"}]}\n')
     r = subprocess.run([sys.executable, "-m", "safekeel", "train", "--model", str(model_dir), "--data", str(bad),
                         "--out", str(tmp_path / "o"), "--progress", "false"], env=cli_env, capture_output=True, text=True)
     assert r.returncode == 2 and "bad.jsonl:2: field 'kind'" in r.stderr
+    bad.write_text(bad.read_text().splitlines()[0] + "\n" + bad.read_text().splitlines()[2] + "\n")
+    r = subprocess.run([sys.executable, "-m", "safekeel", "train", "--model", str(model_dir), "--data", str(bad),
+                        "--out", str(tmp_path / "o"), "--progress", "false"], env=cli_env, capture_output=True, text=True)
+    assert r.returncode == 2 and "bad.jsonl:2: field 'messages': the last message must be the assistant" in r.stderr
 
 
 def test_cli_train_without_data_exits_2(capsys):

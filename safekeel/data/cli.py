@@ -43,7 +43,7 @@ def _sources(args) -> int:
     for src in SOURCES.values():
         rows = "-" if args.no_count or src.kind == "model" else str(bundled.count(src.name))
         table.add_row(src.name, src.package, src.version, src.license, src.kind, rows, src.sha256, src.description)
-    for name, (fname, desc) in bundled.OWN_SETS.items():
+    for name, (_fname, desc) in bundled.OWN_SETS.items():
         table.add_row(name, "safekeel", "(bundled)", "Apache-2.0", "prompts", str(bundled.count(name)), "-", desc)
     Console(width=200).print(table)
     return 0

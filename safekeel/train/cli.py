@@ -18,11 +18,14 @@ def register(sub) -> None:
 
 def _train(args) -> int:
     import json
+    import os
 
     from .run import run_train
 
     cfg = resolve_config(TrainConfig, args)
     out = run_train(cfg)
+    if int(os.environ.get("RANK", "0")) != 0:  # under `accelerate launch`, rank 0 reports
+        return 0
     s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     print(f"trained {s['steps']} steps on {s['examples']} examples {s['kinds']}: train loss {s['train_loss']:.4f}, "
           f"trainable fraction {s['trainable_fraction']:.4f}, {s['seconds']} s -> {out}/model")

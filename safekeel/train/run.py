@@ -67,15 +67,21 @@ class TrainConfig:
 
 
 def load_rows(path: str) -> list[dict]:
+    """Built rows, validated like any user file: errors name file, line and field."""
+    from ..data.readers import read_rows
+    from ..data.records import Conversation
+
     p = Path(path)
     if not p.exists():
         raise DataError(path, None, None, "file not found (build it with `safekeel data build`)")
-    rows = list(read_jsonl_rows(p))
-    for n, r in enumerate(rows, start=1):
+    rows = []
+    for n, r in read_rows(p):
         if not isinstance(r, dict) or not isinstance(r.get("messages"), list):
             raise DataError(path, n, "messages", "expected a built row with 'messages' (see `safekeel data build`)")
         if r.get("kind", "helpful") not in ("helpful", "safe", "prefix", "rto"):
             raise DataError(path, n, "kind", f"unknown kind {r.get('kind')!r}")
+        Conversation.from_dict({"messages": r["messages"]}, path, n)  # roles, strings, no empty turn
+        rows.append(r)
     if not rows:
         raise DataError(path, None, None, "no rows")
     return rows
@@ -129,7 +135,7 @@ def run_train(cfg: TrainConfig, callbacks: list | None = None) -> Path:
     from transformers.trainer_utils import get_last_checkpoint
 
     from ..data.tokenize import tokenize_rows
-    from ..models import load_model
+    from ..models import load_model, require_chat_template
     from .collator import DertaCollator
     from .trainer import DertaTrainer, EpochToCollator, JsonlLogCallback, RichProgress
 
@@ -143,6 +149,7 @@ def run_train(cfg: TrainConfig, callbacks: list | None = None) -> Path:
     rows = load_rows(cfg.data)
     torch.manual_seed(cfg.seed)
     model, tok = load_model(cfg.model, dtype="float32")
+    require_chat_template(tok, cfg.model)
     features = tokenize_rows(tok, rows, refusal=cfg.refusal, max_length=cfg.max_length)
     for i, f in enumerate(features):
         f["idx"] = i
@@ -164,7 +171,7 @@ def run_train(cfg: TrainConfig, callbacks: list | None = None) -> Path:
         activation_checkpointing=cfg.gradient_checkpointing, logging_steps=cfg.logging_steps,
         save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
         report_to="none", disable_tqdm=True, remove_unused_columns=False, dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available(),
+        dataloader_pin_memory=torch.cuda.is_available(), use_cpu=not torch.cuda.is_available(),
         logging_first_step=False)
     trainer = DertaTrainer(model=model, args=args, train_dataset=features, data_collator=collator,
                            processing_class=tok, callbacks=callbacks)
@@ -174,7 +181,9 @@ def run_train(cfg: TrainConfig, callbacks: list | None = None) -> Path:
         _trim_log(out / "train_log.jsonl", int(Path(last).name.split("-")[-1]) if last else 0)
     result = trainer.train(resume_from_checkpoint=last)
     final = out / "model"
-    trainer.save_model(str(final))
+    trainer.save_model(str(final))  # rank 0 only under DDP
+    if not trainer.is_world_process_zero():
+        return out
     tok.save_pretrained(str(final))
     save_config(cfg, final, name="safekeel_train.yaml")
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
