@@ -41,6 +41,7 @@ def _flag(name: str) -> str:
 def add_config_args(parser: argparse.ArgumentParser, cls: type, positional: tuple[str, ...] = ()) -> None:
     """Expose every field of `cls` as an option (strings; typed later so YAML and CLI share one coercion)."""
     parser.add_argument("--config", help="YAML file with values for this verb (overridden by --key value)")
+    hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if f.name in positional:
             parser.add_argument(f.name, nargs="?", default=None, help=f.metadata.get("help", ""))
@@ -48,7 +49,9 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, positional: tupl
         flags = [_flag(f.name)]
         if "_" in f.name:
             flags.append("--" + f.name)
-        parser.add_argument(*flags, dest=f.name, default=None, metavar="VALUE", help=f.metadata.get("help", ""))
+        extra = {"nargs": "?", "const": "true"} if hints.get(f.name) is bool else {}  # `--quick` = `--quick true`
+        parser.add_argument(*flags, dest=f.name, default=None, metavar="VALUE", help=f.metadata.get("help", ""),
+                            **extra)
 
 
 def resolve_config(cls: type[T], args: argparse.Namespace | None = None, yaml_path: str | None = None,

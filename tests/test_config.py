@@ -33,6 +33,7 @@ def test_defaults_yaml_then_cli_override(tmp_path):
     assert cfg.lr == pytest.approx(2e-5) and cfg.steps == 7 and cfg.bf16 is True
     assert cfg.targets == ["a", "b", "c"] and cfg.model == "m" and cfg.adapter is None
     assert parse(["--targets", "x,y"]).targets == ["x", "y"]
+    assert parse(["--bf16"]).bf16 is True and parse(["--bf16", "false"]).bf16 is False
 
 
 def test_unknown_yaml_key_and_bad_type_are_config_errors(tmp_path):
