@@ -44,14 +44,14 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, positional: tupl
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if f.name in positional:
-            parser.add_argument(f.name, nargs="?", default=None, help=f.metadata.get("help", ""))
+            parser.add_argument(f.name, nargs="?", default=None, help=f.metadata.get("help", "").replace("%", "%%"))
             continue
         flags = [_flag(f.name)]
         if "_" in f.name:
             flags.append("--" + f.name)
         extra = {"nargs": "?", "const": "true"} if hints.get(f.name) is bool else {}  # `--quick` = `--quick true`
-        parser.add_argument(*flags, dest=f.name, default=None, metavar="VALUE", help=f.metadata.get("help", ""),
-                            **extra)
+        parser.add_argument(*flags, dest=f.name, default=None, metavar="VALUE",
+                            help=f.metadata.get("help", "").replace("%", "%%"), **extra)
 
 
 def resolve_config(cls: type[T], args: argparse.Namespace | None = None, yaml_path: str | None = None,

@@ -38,6 +38,20 @@ def _verb_and_options(words: list[str]) -> tuple[list[str], list[str]]:
     return verb, [w.split("=")[0] for w in words if w.startswith("--")]
 
 
+def test_every_verb_has_help():
+    """`--help` renders for every verb (help texts with % signs once broke argparse)."""
+    from safekeel.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name, p in sub.choices.items():
+        assert p.format_help(), name
+        for a in p._actions:
+            if getattr(a, "choices", None) and isinstance(a.choices, dict):
+                for child in a.choices.values():
+                    assert child.format_help()
+
+
 def test_readme_documents_every_stage():
     verbs = {" ".join(_verb_and_options(c)[0][:1]) for c in documented_commands()}
     assert {"models", "data", "train", "units", "attack", "eval", "judge", "report"} <= verbs
