@@ -24,11 +24,11 @@ class DemoConfig:
     out: str = field("runs/demo", help="output directory (stages already done there are reused)")
     quick: bool = field(True, help="small, fast settings (the default for `make demo`)")
     full: bool = field(False, help="more data, steps and behaviors (an hour or more on a CPU)")
-    steps: int = field(14, help="optimizer steps per alignment training run (vanilla, DeRTa)")
-    attack_steps: int = field(8, help="optimizer steps of the benign fine-tuning attack")
+    steps: int = field(30, help="optimizer steps per alignment training run (vanilla, DeRTa)")
+    attack_steps: int = field(10, help="optimizer steps of the benign fine-tuning attack")
     batch_size: int = field(8, help="training batch size (the fine-tuning attack uses half)")
-    lr: float = field(1e-4, help="learning rate of the alignment runs")
-    attack_lr: float = field(1e-4, help="learning rate of the fine-tuning attack")
+    lr: float = field(5e-5, help="learning rate of the alignment runs")
+    attack_lr: float = field(5e-5, help="learning rate of the fine-tuning attack")
     rto_keep_fraction: float = field(0.05, help="RTO positions trained per step (the reference full FT: ~5%)")
     max_length: int = field(256, help="training sequence length")
     max_harmful_words: int = field(48, help="cut harmful responses to this many words for training (0 = keep)")
@@ -37,9 +37,11 @@ class DemoConfig:
     n_eval: int = field(24, help="held-out harmful prompts per attack")
     n_benign: int = field(16, help="benign prompts (helpfulness) and benign-but-scary prompts (over-refusal)")
     prefix_ks: list[int] = field([10], help="harmful-prefix lengths (tokens) for the recovery curve")
-    max_new_tokens: int = field(40, help="tokens generated per evaluated answer")
+    max_new_tokens: int = field(64, help="tokens generated per evaluated answer")
     n_calibration: int = field(32, help="safety and utility calibration examples for unit scores")
     freeze_classes: list[str] = field(["esu", "cu"], help="unit classes kept fixed during DeRTa and fine-tuning")
+    first_look: str = field("harmbench", help="behaviors asked directly first, shown with the answers")
+    n_first_look: int = field(8, help="how many of them (0 = skip)")
     seed: int = field(0, help="seed for data, training and evaluation")
 
     def validate(self) -> None:
@@ -160,6 +162,12 @@ def run_demo(cfg: DemoConfig) -> Path:
         stages.run(f"evaluate {label}", d / "summary.json", run_eval,
                    replace(base_eval, model=model_path, label=label, out=str(d), resume=True))
 
+    if cfg.n_first_look > 0:
+        first = out / "eval" / "first-look"
+        stages.run(f"first look: the base model on {cfg.first_look}", first / "summary.json", run_eval, replace(
+            base_eval, model=model, label="base", behaviors=cfg.first_look, n_behaviors=cfg.n_first_look,
+            attacks=["direct"], benign_scary=0, benign=0, max_new_tokens=48, out=str(first), resume=True))
+        print_first_look(console, first, cfg.first_look)
     evaluate("base", model)
 
     # safety units of the base model (SSAH)
@@ -217,13 +225,17 @@ def results_table(evals: dict[str, Path]) -> list[dict]:
         asr = s.get("asr", {}).get("harm", {})
         rec = {c["k"]: c for c in s.get("recovery", {}).get("harm", [])}
         help_ = s.get("helpfulness") or {}
+        kw = s.get("asr", {}).get("keyword", {})
+        kw_rec = {c["k"]: c for c in s.get("recovery", {}).get("keyword", [])}
         row = {"model": label}
         for attack in ("direct", "prefill"):
             row[f"asr_{attack}"] = (asr.get(attack) or {}).get("rate")
             row[f"asr_{attack}_ci"] = (asr.get(attack) or {}).get("ci")
+            kw_rate = (kw.get(attack) or {}).get("rate")
+            row[f"refusal_{attack}"] = None if kw_rate is None else 1 - kw_rate
         for k, c in sorted(rec.items()):
             row[f"asr_prefix_k{k}"] = c["asr"].get("rate")
-            row[f"refusal_prefix_k{k}"] = c["refusal"].get("rate")
+            row[f"refusal_prefix_k{k}"] = (kw_rec.get(k) or c)["refusal"].get("rate")
         row["over_refusal"] = (s.get("over_refusal", {}).get("keyword") or {}).get("rate")
         row["benign_answer_rate"] = (help_.get("answer_rate") or {}).get("rate")
         row["benign_check_pass"] = (help_.get("check_pass") or {}).get("rate")
@@ -231,7 +243,27 @@ def results_table(evals: dict[str, Path]) -> list[dict]:
     return rows
 
 
+def print_first_look(console, run_dir: Path, source: str) -> None:
+    """The base model's own answers to a few behaviors, with both judges' verdicts."""
+    from rich.table import Table
+
+    from .eval.summary import load_run
+
+    rows, verdicts = load_run(run_dir)
+    table = Table(title=f"the base model asked directly ({source})", show_lines=True)
+    table.add_column("behavior", ratio=2, overflow="fold")
+    table.add_column("answer (start)", ratio=3, overflow="fold")
+    table.add_column("refused (keyword)", justify="center")
+    table.add_column("harmful (harm judge)", justify="center")
+    for r in rows:
+        kw, harm = verdicts.get("keyword", {}).get(r["key"], {}), verdicts.get("harm", {}).get(r["key"], {})
+        table.add_row(r["behavior"], r["response"][:160], "yes" if kw.get("refusal") else "no",
+                      {True: "[red]yes[/]", False: "[green]no[/]"}.get(harm.get("unsafe"), "error"))
+    console.print(table)
+
+
 HEADERS = {"model": "model", "asr_direct": "ASR direct", "asr_prefill": "ASR prefill", "over_refusal": "over-refusal",
+           "refusal_direct": "refusal direct", "refusal_prefill": "refusal prefill",
            "benign_answer_rate": "benign answered", "benign_check_pass": "benign correct"}
 
 
@@ -249,7 +281,8 @@ def print_table(console, rows: list[dict]) -> None:
     if not rows:
         return
     cols = [c for c in rows[0] if not c.endswith("_ci")]
-    table = Table(title="safekeel demo: attack success rate (harm judge), refusals and helpfulness, held-out prompts")
+    table = Table(title="safekeel demo, held-out prompts: ASR (harm judge: specific harmful content), refusal "
+                        "(keyword judge), over-refusal on benign-but-scary prompts, helpfulness")
     for c in cols:
         table.add_column(_header(c), justify="left" if c == "model" else "right")
     for r in rows:
