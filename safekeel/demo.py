@@ -250,7 +250,7 @@ def print_first_look(console, run_dir: Path, source: str) -> None:
     from .eval.summary import load_run
 
     rows, verdicts = load_run(run_dir)
-    table = Table(title=f"the base model asked directly ({source})", show_lines=True)
+    table = Table(title=f"the base model asked directly ({Path(source).name})", show_lines=True)
     table.add_column("behavior", ratio=2, overflow="fold")
     table.add_column("answer (start)", ratio=3, overflow="fold")
     table.add_column("refused (keyword)", justify="center")

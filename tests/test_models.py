@@ -16,7 +16,7 @@ def test_load_local_folder_and_unknown_model(tiny_dir):
 
 def test_unknown_model_cli_exit_2(tmp_path, cli_env):
     proc = subprocess.run([sys.executable, "-m", "safekeel", "demo", "--model", str(tmp_path / "nope"),
-                           "--behaviors", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o")],
+                           "--out", str(tmp_path / "o")],
                           capture_output=True, text=True, env=cli_env)
     assert proc.returncode == 2 and "cannot load" in proc.stderr
 
