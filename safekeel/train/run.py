@@ -6,6 +6,8 @@ train_log.jsonl (loss, mle_loss, rto_loss per logging step), summary.json.
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +62,9 @@ class TrainConfig:
             raise ConfigError("'rto_keep_fraction' must be in (0, 1]")
         if self.freeze_units and self.train_only_units:
             raise ConfigError("use either --freeze-units or --train-only-units, not both")
+        if (self.freeze_units or self.train_only_units) and (sharding := sharded_parameters()):
+            raise ConfigError(f"--freeze-units / --train-only-units need whole parameters, but {sharding} shards and "
+                              "flattens them: launch with configs/accelerate/ddp.yaml or zero2.yaml instead")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ConfigError("'warmup_ratio' must be in [0, 1)")
         if self.batch_size < 1 or self.grad_accum < 1 or self.max_length < 8:
@@ -108,6 +113,23 @@ def _apply_lora(model, cfg: TrainConfig):
     if cfg.gradient_checkpointing:
         model.enable_input_require_grads()
     return model
+
+
+def sharded_parameters() -> str | None:
+    """Name of the sharding `accelerate launch` set up (FSDP, ZeRO-3), or None: under it unit indices do not survive."""
+    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true":
+        return "FSDP"
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
+        stage = os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE", "")
+        ds_file = os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE", "")
+        if not stage and ds_file and os.path.isfile(ds_file):
+            try:
+                stage = str(json.loads(Path(ds_file).read_text()).get("zero_optimization", {}).get("stage", ""))
+            except (OSError, ValueError):
+                stage = ""
+        if stage == "3":
+            return "DeepSpeed ZeRO-3"
+    return None
 
 
 def _unit_callback(model, cfg: TrainConfig):
