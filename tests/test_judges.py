@@ -199,6 +199,7 @@ def test_cli_judge_external_jsonl(tmp_path, cli_env):
     assert proc.returncode == 0, proc.stderr
     verdicts = [json.loads(x) for x in (tmp_path / "answers.judged" / "judged.jsonl").read_text().splitlines()]
     assert [v["unsafe"] for v in verdicts if v["judge"] == "harm"] == [True, False, False]
+    assert [v["line"] for v in verdicts if v["judge"] == "harm"] == [1, 2, 3]
     assert "harm: unsafe 33.3%" in proc.stdout
     again = subprocess.run(cmd, capture_output=True, text=True, env=cli_env)
     assert "0 new verdicts" in again.stdout  # resumable
@@ -207,6 +208,25 @@ def test_cli_judge_external_jsonl(tmp_path, cli_env):
     proc = subprocess.run([sys.executable, "-m", "safekeel", "judge", "--input", str(bad)], capture_output=True,
                           text=True, env=cli_env)
     assert proc.returncode == 2 and f"{bad}:2:" in proc.stderr and "response" in proc.stderr
+    latin1 = tmp_path / "latin1.jsonl"
+    latin1.write_bytes(json.dumps({"question": Q, "response": "ok"}).encode() + b"\n" + b'{"question": "caf\xe9"}\n')
+    proc = subprocess.run([sys.executable, "-m", "safekeel", "judge", "--input", str(latin1)], capture_output=True,
+                          text=True, env=cli_env)
+    assert proc.returncode == 2 and f"{latin1}:2:" in proc.stderr and "UTF-8" in proc.stderr
+
+
+def test_external_field_names_are_understood(tmp_path):
+    """HarmBench-style {behavior, generation}, JailbreakBench-style {goal, response}, {instruction, output}."""
+    from safekeel.judges.runner import load_items
+
+    src = tmp_path / "mixed.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in (
+        {"behavior": Q, "generation": HARM_THEN_SORRY}, {"goal": Q, "response": VAGUE},
+        {"instruction": Q, "output": "I'm sorry, I can't help with that."})) + "\n")
+    items = load_items(src)
+    assert [it["response"] for it in items] == [HARM_THEN_SORRY, VAGUE, "I'm sorry, I can't help with that."]
+    assert {it["behavior"] for it in items} == {Q}
+    assert [v["unsafe"] for v in HarmJudge().judge(items)] == [True, False, False]
 
 
 def test_requested_harmful_writing_is_judged_on_topic_prose():

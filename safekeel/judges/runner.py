@@ -13,6 +13,10 @@ from ..errors import DataError, SafekeelError
 from ..io import append_jsonl, read_jsonl_rows
 from .registry import JudgeOptions, canonical, make_judge
 
+# field names used by safekeel rows, DeRTa, HarmBench / JailbreakBench style files, in order of preference
+REQUEST_FIELDS = ("behavior", "question", "prompt", "goal", "instruction")
+RESPONSE_FIELDS = ("response_decoded", "response", "generation", "completion", "answer", "output")
+
 
 def load_items(path: str | Path) -> list[dict]:
     """Rows to judge: safekeel rows (key, behavior, response_decoded) or external {question|prompt, response}."""
@@ -22,8 +26,12 @@ def load_items(path: str | Path) -> list[dict]:
     items = []
     import json
 
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(str(path), n, None, f"not UTF-8 (byte {e.start})") from None
             if not line.strip():
                 continue
             try:
@@ -34,15 +42,16 @@ def load_items(path: str | Path) -> list[dict]:
                 raise DataError(str(path), n, None, f"invalid JSON: {e.msg}") from None
             if not isinstance(row, dict):
                 raise DataError(str(path), n, None, "expected an object")
-            behavior = row.get("behavior") or row.get("question") or row.get("prompt") or row.get("goal")
-            response = row.get("response_decoded", row.get("response"))
+            behavior = next((row[k] for k in REQUEST_FIELDS if row.get(k)), None)
+            response = next((row[k] for k in RESPONSE_FIELDS if isinstance(row.get(k), str)), None)
             if not isinstance(behavior, str) or not behavior.strip():
-                raise DataError(str(path), n, "question", "missing request text (behavior, question or prompt)")
+                raise DataError(str(path), n, "question", f"missing request text (one of {', '.join(REQUEST_FIELDS)})")
             if not isinstance(response, str):
-                raise DataError(str(path), n, "response", "missing or not a string")
+                raise DataError(str(path), n, "response",
+                                f"missing or not a string (one of {', '.join(RESPONSE_FIELDS)})")
             key = row.get("key") or stable_id(behavior, response, str(n))
             items.append({**row, "key": key, "behavior": behavior, "response": response,
-                          "prompt_text": row.get("prompt_text")})
+                          "prompt_text": row.get("prompt_text"), **({} if row.get("key") else {"line": n})})
     return items
 
 
@@ -72,7 +81,8 @@ def judge_items(items: list[dict], judges: list[str], out_path: str | Path, opts
                 verdicts = [{"unsafe": None, "refusal": None, "score": None, "error": f"{type(e).__name__}: {e}",
                              "refusal_token": None}] * len(chunk)
             for it, v in zip(chunk, verdicts, strict=True):
-                append_jsonl(out_path, {"key": it["key"], "judge": name, **v})
+                where = {"line": it["line"]} if "line" in it else {}  # answers made elsewhere: their input line
+                append_jsonl(out_path, {"key": it["key"], **where, "judge": name, **v})
                 written += 1
             if log:
                 log(f"{name}: {min(start + batch_size, len(todo))}/{len(todo)} judged")
