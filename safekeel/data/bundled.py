@@ -140,11 +140,17 @@ def benign_scary_prompts() -> list[dict]:
     return own_set("benign-scary")
 
 
+def helpful_qa() -> list:
+    from .helpful import qa_conversations
+
+    return qa_conversations()
+
+
 LOADERS = {
     "uncensorbench": uncensorbench_triples, "advbench": advbench_behaviors, "harmbench": harmbench_behaviors,
     "donotanswer": donotanswer_behaviors, "strongreject": strongreject_behaviors, "pyrit-refusal": refusal_labels,
     "pyrit-harm": harm_labels,
-    "jailbreak-templates": jailbreak_templates, "utility-qa": utility_questions,
+    "jailbreak-templates": jailbreak_templates, "utility-qa": utility_questions, "helpful-qa": helpful_qa,
     "benign": benign_prompts, "benign-scary": benign_scary_prompts,
 }
 
@@ -168,8 +174,8 @@ def load_behavior_set(spec: str) -> list[Behavior]:
     if spec == "uncensorbench":
         return [Behavior(prompt=t.prompt, category=t.category, source=t.source, target=t.harmful_response, id=t.id)
                 for t in uncensorbench_triples()]
-    if spec in LOADERS and spec not in ("pyrit-refusal", "pyrit-harm", "jailbreak-templates", "utility-qa", "benign",
-                                        "benign-scary"):
+    if spec in LOADERS and spec not in ("pyrit-refusal", "pyrit-harm", "jailbreak-templates", "utility-qa",
+                                        "helpful-qa", "benign", "benign-scary"):
         return LOADERS[spec]()
     if spec in ("benign", "benign-scary"):
         return [Behavior(prompt=r["prompt"], category=r.get("category"), source=spec, id=r["id"])

@@ -1,0 +1,123 @@
+"""Helpful training conversations with gold answers, from QA sets that ship in a pinned wheel (source `helpful-qa`).
+
+Why: a safety recipe that sees a few dozen helpful chats next to hundreds of refusals learns "refuse" as the default
+answer (DeRTa on 48 helpful chats refused 94% of benign-but-scary prompts). These sets give thousands of everyday
+questions with human answers: NQ-open (search questions), TruthfulQA (misconceptions, full-sentence answers), ASDiv
+(arithmetic word problems), CommonsenseQA (multiple choice). Every item whose question is also an evaluation item
+(the `utility-qa` QA accuracy set, safekeel's benign prompts) is dropped, so training never sees an evaluation prompt,
+and so is every answer the keyword judge reads as a refusal (TruthfulQA's "I have no comment.").
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..judges.keyword import is_refusal
+from ..sources import source_files
+from .records import Conversation
+
+
+def normalize(text: str) -> str:
+    """Lower case, letters and digits only: the key that decides whether two prompts are the same question."""
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+
+def clean(text: str) -> str:
+    """Undo UTF-8 read as cp1252 / Latin-1 ("Â\xa0", "â€™", found in NQ-open) and turn no-break spaces into spaces."""
+    if any(m in text for m in ("Â", "Ã", "â€")):
+        for codec in ("cp1252", "latin-1"):
+            try:
+                text = text.encode(codec).decode("utf-8")
+                break
+            except (UnicodeEncodeError, UnicodeDecodeError):
+                continue
+        text = text.replace("Â\xa0", " ")
+    return re.sub(r"[ \xa0]+", " ", text.replace("\xa0", " ")).strip()
+
+
+def _sentence(text: str) -> str:
+    text = clean(text)
+    text = text[:1].upper() + text[1:]
+    return text if text[-1:] in ".!?" else text + "."
+
+
+def non_answer(answer: str) -> bool:
+    """A gold answer that declines (TruthfulQA's "I have no comment."): never teach it as the helpful answer."""
+    return is_refusal(answer, min_length=0) or normalize(answer).startswith(("i have no comment", "no comment"))
+
+
+def _jsonl(path: Path) -> Iterator[dict]:
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            yield json.loads(line)
+
+
+def _nq(r: dict) -> tuple[str, str] | None:
+    q = r["question"].strip()
+    return (_sentence(q)[:-1] + "?", f"The answer is {clean(r['answer'][0])}.") if r.get("answer") else None
+
+
+def _truthfulqa(r: dict) -> tuple[str, str] | None:
+    return (r["question"].strip(), _sentence(r["answer"][0])) if r.get("answer") else None
+
+
+def _asdiv(r: dict) -> tuple[str, str]:
+    return f"{r['passage'].strip()} {r['question'].strip()}", f"The answer is {r['answer'].strip()}."
+
+
+def _csqa(r: dict) -> tuple[str, str]:
+    options = "\n".join(o.strip() for o in r["options"].strip().splitlines() if o.strip())
+    return f"{r['question'].strip()}\n{options}", f"The answer is {r['answer'].strip()}."
+
+
+CONVERTERS = {"NQ-open": _nq, "TruthfulQA": _truthfulqa, "ASDiv": _asdiv, "CommonsenseQA": _csqa}
+
+
+def evaluation_prompts() -> set[str]:
+    """Normalized questions of every evaluation set that could overlap: QA accuracy items and benign prompts."""
+    from .bundled import own_set, utility_questions
+
+    keys = {normalize(q["question"]) for q in utility_questions()}
+    keys |= {normalize(r["prompt"]) for name in ("benign", "benign-scary") for r in own_set(name)}
+    return keys
+
+
+def qa_conversations() -> list[Conversation]:
+    """Every usable gold-answer conversation, in file order; ids `hqa-<task>-<line>`; evaluation overlaps dropped."""
+    banned, seen, out = evaluation_prompts(), set(), []
+    for path in source_files("helpful-qa"):
+        task = path.parent.name
+        convert = CONVERTERS[task]
+        for i, r in enumerate(_jsonl(path)):
+            pair = convert(r)
+            if pair is None:
+                continue
+            prompt, answer = clean(pair[0]), clean(pair[1])
+            key = normalize(prompt)
+            # ASDiv's evaluation items ask "passage question"; utility-qa stores that joined text as the question
+            if key in banned or key in seen or not key or non_answer(answer):
+                continue
+            seen.add(key)
+            out.append(Conversation(messages=[{"role": "user", "content": prompt},
+                                              {"role": "assistant", "content": answer}],
+                                    id=f"hqa-{task.lower()}-{i:04d}", source=f"helpful-qa/{task}"))
+    return out
+
+
+def sample_qa(n: int, seed: int = 0) -> list[Conversation]:
+    """`n` conversations spread evenly over the tasks (seeded shuffle within each, then round robin)."""
+    by_task: dict[str, list[Conversation]] = {}
+    for c in qa_conversations():
+        by_task.setdefault(c.source, []).append(c)
+    for name, rows in by_task.items():
+        random.Random(f"{seed}:{name}").shuffle(rows)
+    out, queues = [], [list(v) for _, v in sorted(by_task.items())]
+    while len(out) < n and any(queues):
+        for q in queues:
+            if q and len(out) < n:
+                out.append(q.pop(0))
+    return out
