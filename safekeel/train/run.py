@@ -28,6 +28,11 @@ class TrainConfig:
     refusal: str | None = field(None, help="refusal string whose first assistant-turn token is the RTO target "
                                           "(default: the token `data build` recorded from the training refusals)")
     rto_keep_fraction: float = field(1.0, help="fraction of RTO targets kept, resampled each step (reference: ~0.05)")
+    objective: Literal["ce", "constrained"] = field(
+        "ce", help="ce: cross-entropy (DeRTa, SFT); constrained: Qi et al.'s token-wise constrained objective against "
+                   "the frozen starting model (see safekeel/train/constrained.py)")
+    constrained_betas: list[float] = field([0.5, 2.0, 2.0, 2.0, 2.0, 0.1], help="constrained objective: beta per "
+                                           "answer position; the last value holds for all later positions")
     max_length: int = field(512, help="truncate tokenized examples to this many tokens")
     pack: bool = field(True, help="padding-free packing of each batch (False: pad to the longest)")
     epochs: float = field(1.0, help="training epochs")
@@ -66,6 +71,8 @@ class TrainConfig:
         if (self.freeze_units or self.train_only_units) and (sharding := sharded_parameters()):
             raise ConfigError(f"--freeze-units / --train-only-units need whole parameters, but {sharding} shards and "
                               "flattens them: launch with configs/accelerate/ddp.yaml or zero2.yaml instead")
+        if not self.constrained_betas or min(self.constrained_betas) <= 0:
+            raise ConfigError("'constrained_betas' must be a non-empty list of positive numbers")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ConfigError("'warmup_ratio' must be in [0, 1)")
         if self.batch_size < 1 or self.grad_accum < 1 or self.max_length < 8:
@@ -196,8 +203,13 @@ def run_train(cfg: TrainConfig, callbacks: list | None = None) -> Path:
         report_to="none", disable_tqdm=True, remove_unused_columns=False, dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(), use_cpu=not torch.cuda.is_available(),
         logging_first_step=False)
+    ref_model = None
+    if cfg.objective == "constrained":  # the frozen reference: the model the run starts from
+        ref_model, _ = load_model(cfg.model, dtype="float32")
+        ref_model.config.use_cache = False
     trainer = DertaTrainer(model=model, args=args, train_dataset=features, data_collator=collator,
-                           processing_class=tok, callbacks=callbacks)
+                           processing_class=tok, callbacks=callbacks, ref_model=ref_model,
+                           betas=cfg.constrained_betas)
     if cfg.progress:
         trainer.remove_callback(PrinterCallback)  # the rich bar shows the losses; train_log.jsonl keeps them
     if cfg.resume:  # rows logged after the checkpoint (or all of them, if none was saved) are logged again
@@ -218,7 +230,7 @@ def run_train(cfg: TrainConfig, callbacks: list | None = None) -> Path:
         "model": cfg.model, "data": cfg.data, "examples": len(features), "kinds": kinds,
         "tokens": sum(len(f["input_ids"]) for f in features), "steps": trainer.state.global_step,
         "train_loss": result.training_loss, "resumed_from": Path(last).name if last else None,
-        "lora": cfg.lora, "trainable_params": n_train, "total_params": n_all,
+        "lora": cfg.lora, "objective": cfg.objective, "trainable_params": n_train, "total_params": n_all,
         "trainable_fraction": getattr(unit_cb, "trainable_fraction", n_train / max(n_all, 1)),
         "seconds": round(time.time() - t0, 1), "final": str(final.name),
     }

@@ -4,6 +4,9 @@ The training loss is the reference behaviour: one mean cross-entropy over every 
 `kinds` tensor (1 = MLE target, 2 = RTO target) splits the same per-token losses into two running sums that are
 logged as `mle_loss` and `rto_loss`: no second forward, no extra pass over the logits (labels are shifted, not the
 logits, exactly as transformers' own causal-LM loss does), so a DeRTa step costs what a plain SFT step costs.
+
+With a `ref_model` the loss is Qi et al.'s token-wise constrained objective instead (`train/constrained.py`): one
+extra no-grad forward of the frozen reference per step; the logged mle/rto losses stay plain cross-entropies.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from transformers import Trainer, TrainerCallback
 
 from ..data.tokenize import IGNORE, MLE, RTO
 from ..io import append_jsonl
+from .constrained import QI_BETAS, constrained_token_loss
 
 
 def per_token_ce(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -27,9 +31,12 @@ def per_token_ce(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tens
 
 
 class DertaTrainer(Trainer):
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, ref_model=None, betas: list[float] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self._kind_sums = None  # [mle_sum, mle_n, rto_sum, rto_n] since the last log, kept on device (no sync)
+        self.ref_model, self.betas = ref_model, list(betas or QI_BETAS)
+        if ref_model is not None:
+            ref_model.requires_grad_(False).eval().to(self.args.device)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         kinds = inputs.pop("kinds", None)
@@ -37,6 +44,11 @@ class DertaTrainer(Trainer):
         outputs = model(**inputs)
         ce, shift = per_token_ce(outputs.logits, labels)
         total = ce.sum()
+        if self.ref_model is not None:
+            with torch.no_grad():
+                # no KV cache: with one, transformers skips the packed-sequence mask and attends across examples
+                ce_ref, _ = per_token_ce(self.ref_model(**inputs, use_cache=False).logits, labels)
+            total = constrained_token_loss(-ce, -ce_ref, shift != IGNORE, self.betas).sum()
         if num_items_in_batch is not None:
             self.loss_is_scaled_for_ga = True
             loss = total / num_items_in_batch
