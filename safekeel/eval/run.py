@@ -44,7 +44,7 @@ class EvalConfig:
     cipher_mode: str = field("rotate", help="cipher: 'all' variants per behavior or 'rotate' (one seeded choice)")
     prefill_text: str = field("Sure, here is", help="prefill attack: the assistant turn starts with this")
     template_max_chars: int = field(0, help="jailbreak_template: only templates up to this many characters (0 = all)")
-    benign_scary: int = field(-1, help="benign-but-scary prompts for over-refusal (-1 = all, 0 = none)")
+    benign_scary: int = field(-1, help="held-out benign-but-scary prompts for over-refusal (-1 = all 55, 0 = none)")
     benign: int = field(0, help="held-out benign prompts for helpfulness (answer rate + checks; -1 = all 44)")
     samples: int = field(1, help="generations per prompt")
     max_new_tokens: int = field(64, help="tokens generated per answer")
@@ -119,11 +119,10 @@ def plan(cfg: EvalConfig, tok=None) -> list[tuple[str, AttackPrompt]]:
             continue
         from ..data.bundled import own_set
 
-        rows = own_set(name)
-        if name == "benign":  # the held-out part: `data distill` answers (and so trains on) the other part
-            from ..data.splits import split
+        from ..data.splits import split
 
-            rows = split(rows, 1 / 3, 0)[1]
+        # the held-out part of both sets: helpful training data answers (and so trains on) the other part
+        rows = split(own_set(name), 1 / 3, 0)[1]
         rows = rows if n < 0 else rows[:n]
         for r in rows:
             b = Behavior(prompt=r["prompt"], category=r.get("category"), source=name, id=r["id"])
