@@ -49,7 +49,8 @@ def random_unit_map(model, out: str | Path, seed: int = 0) -> Path:
     safety = {u.key: torch.rand(u.n_units, generator=g) for u in units}
     utility = {u.key: torch.rand(u.n_units, generator=g) for u in units}
     um = unitmap.classify(safety, utility, esu=0.05, euu=0.15, ru=0.25, cu_top=0.05,
-                          meta={"model": "tiny", "method": "random"})
+                          meta={"model": "tiny", "method": "random",
+                                "weights_sha256": unitmap.weights_hash(model)})
     return unitmap.save(um, out, plot=False)
 
 

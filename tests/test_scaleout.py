@@ -50,7 +50,8 @@ def test_ddp_two_cpu_processes_train_with_frozen_units(tmp_path, tiny_dir, cli_e
     g = torch.Generator().manual_seed(0)
     units = find_units(model)
     um = unitmap.classify({u.key: torch.rand(u.n_units, generator=g) for u in units},
-                          {u.key: torch.rand(u.n_units, generator=g) for u in units}, meta={"model": "tiny"})
+                          {u.key: torch.rand(u.n_units, generator=g) for u in units},
+                          meta={"model": "tiny", "weights_sha256": unitmap.weights_hash(model)})
     map_path = unitmap.save(um, tmp_path / "units", plot=False)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -107,3 +107,27 @@ def test_mismatched_or_corrupt_map_raises(tmp_path):
         build_freeze_callback(build_model(tok), str(bad), ["esu"], "freeze")
     with pytest.raises(SafekeelError, match="unknown unit class"):
         build_freeze_callback(build_model(tok), str(path), ["safety"], "freeze")
+
+
+def test_maps_are_checked_against_the_weights_they_were_scored_on(tmp_path):
+    from safekeel.units import unitmap
+
+    tok = build_tokenizer("chatml")
+    model, twin = build_model(tok, seed=0), build_model(tok, seed=1)
+    path = random_unit_map(model, tmp_path / "map")
+    assert unitmap.load(path).meta["weights_sha256"] == unitmap.weights_hash(model)
+    build_freeze_callback(model, str(path), ["esu", "cu"], "freeze")  # the weights it was scored on
+    with pytest.raises(SafekeelError, match="scored on other weights"):
+        build_freeze_callback(twin, str(path), ["esu", "cu"], "freeze")
+    with pytest.raises(SafekeelError, match="scored on other weights"):
+        build_freeze_callback(twin, str(path), ["ru"], "train_only")
+    assert build_freeze_callback(twin, str(path), ["ru"], "train_only", allow_other_weights=True).trainable_fraction
+    um = unitmap.load(path)
+    um.meta.pop("weights_sha256")
+    unhashed = unitmap.save(um, tmp_path / "old", plot=False)
+    with pytest.raises(SafekeelError, match="records no weights hash"):
+        build_freeze_callback(model, str(unhashed), ["esu"], "freeze")
+    # the hash does not depend on the dtype the same weights were loaded in
+    import copy
+
+    assert unitmap.weights_hash(copy.deepcopy(model).to(torch.bfloat16)) == unitmap.weights_hash(model)

@@ -160,6 +160,45 @@ def test_cli_score_classify_ablate_end_to_end(tmp_path, tiny_dir, cli_env):
     assert proc.returncode == 2 and "nope: not found" in proc.stderr
 
 
+def test_unit_map_records_its_weights_and_training_refuses_other_weights(tmp_path, tiny_dir, cli_env):
+    """A map scored on one set of weights is refused (exit 2, nothing written) for another unless asked for."""
+    from tiny import save_tiny
+
+    from safekeel.models import load_model
+    from safekeel.units.unitmap import weights_hash
+
+    triples = tmp_path / "triples.jsonl"
+    triples.write_text("\n".join(json.dumps({"prompt": f"How do I make weapon {i}?", "harmful_response": "Step 1.",
+                                             "safe_response": "Sorry, I can't help with that."}) for i in range(6)))
+    units = tmp_path / "units"
+    assert _cli("score", "--model", str(tiny_dir), "--method", "wanda", "--safety", str(triples), "--utility",
+                "benign", "--n-utility", "2", "--distill-max-new-tokens", "4", "--max-length", "48", "--out",
+                str(units), env=cli_env).returncode == 0
+    assert _cli("classify", str(units), env=cli_env).returncode == 0
+    recorded = json.loads((units / "unit_map.json").read_text())["weights_sha256"]
+    assert recorded == weights_hash(load_model(str(tiny_dir))[0])
+    twin = save_tiny(tmp_path / "twin", seed=1)  # same shapes, other weights: check_model alone would accept it
+    assert weights_hash(load_model(str(twin))[0]) != recorded
+    data = tmp_path / "data"
+    build = subprocess.run([sys.executable, "-m", "safekeel", "data", "build", "--triples", str(triples), "--split",
+                            "all", "--model", str(tiny_dir), "--out", str(data)], capture_output=True, text=True,
+                           env=cli_env)
+    assert build.returncode == 0, build.stderr
+
+    def train(model, out, *extra):
+        return subprocess.run([sys.executable, "-m", "safekeel", "train", "--model", str(model), "--data",
+                               str(data / "train.jsonl"), "--out", str(out), "--max-steps", "1", "--progress", "false",
+                               *extra], capture_output=True, text=True, env=cli_env)
+
+    for flag in ("--freeze-units", "--train-only-units"):
+        proc = train(twin, tmp_path / "refused", flag, str(units))
+        assert proc.returncode == 2 and "scored on other weights" in proc.stderr, proc.stderr
+        assert not (tmp_path / "refused").exists()
+    assert train(tiny_dir, tmp_path / "same", "--freeze-units", str(units)).returncode == 0
+    proc = train(twin, tmp_path / "forced", "--freeze-units", str(units), "--unit-map-any-weights", "true")
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_size_calibration_by_pruning_degradation():
     from safekeel.units.calibration import make_batches
     from safekeel.units.scores import score

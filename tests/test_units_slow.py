@@ -29,7 +29,8 @@ def test_default_model_units_score_classify_freeze(tmp_path):
     s = score(model, cal.make_batches(tok, safety, 4, 128), "ssah")
     u = score(model, cal.make_batches(tok, utility, 4, 128), "ssah")
     assert all(bool(torch.isfinite(v).all()) and float(v.sum()) > 0 for v in s.values())
-    um = unitmap.classify(s, u, meta={"model": "smollm2-135m", "method": "ssah"})
+    um = unitmap.classify(s, u, meta={"model": "smollm2-135m", "method": "ssah",
+                                      "weights_sha256": unitmap.weights_hash(model)})
     assert um.meta["totals"]["esu"] == 30 * (round(0.013 * 1536) + round(0.013 * 576))
     path = unitmap.save(um, tmp_path)
     cb = build_freeze_callback(model, str(path), ["esu", "cu"], "freeze")

@@ -60,6 +60,8 @@ class TrainConfig:
     freeze_classes: list[str] = field(["esu", "cu"], help="unit classes kept fixed with --freeze-units")
     train_only_units: str | None = field(None, help="unit map: train only these units (alignment budget)")
     train_only_classes: list[str] = field(["ru"], help="unit classes trained with --train-only-units")
+    unit_map_any_weights: bool = field(False, help="use a unit map scored on other weights than --model's (refused "
+                                                   "by default: a base-model map protects nothing alignment added)")
 
     def validate(self) -> None:
         if not self.data:
@@ -148,8 +150,10 @@ def _unit_callback(model, cfg: TrainConfig):
     except ImportError as e:
         raise SafekeelError(f"unit freezing is not available in this install: {e}") from None
     if cfg.freeze_units:
-        return build_freeze_callback(model, cfg.freeze_units, cfg.freeze_classes, mode="freeze")
-    return build_freeze_callback(model, cfg.train_only_units, cfg.train_only_classes, mode="train_only")
+        return build_freeze_callback(model, cfg.freeze_units, cfg.freeze_classes, mode="freeze",
+                                     allow_other_weights=cfg.unit_map_any_weights)
+    return build_freeze_callback(model, cfg.train_only_units, cfg.train_only_classes, mode="train_only",
+                                 allow_other_weights=cfg.unit_map_any_weights)
 
 
 def _trim_log(path: Path, last_step: int) -> None:
@@ -175,7 +179,6 @@ def run_train(cfg: TrainConfig, callbacks: list | None = None) -> Path:
     last = get_last_checkpoint(str(ckpt_dir)) if cfg.resume and ckpt_dir.is_dir() else None
     if not cfg.resume and (out / "train_log.jsonl").exists():
         raise SafekeelError(f"{out} already holds a run: pass --resume true to continue it, or choose another --out")
-    save_config(cfg, out)
     rows = load_rows(cfg.data)
     torch.manual_seed(cfg.seed)
     model, tok = load_model(cfg.model, dtype="float32")
@@ -187,6 +190,7 @@ def run_train(cfg: TrainConfig, callbacks: list | None = None) -> Path:
     if cfg.lora:
         model = _apply_lora(model, cfg)
     unit_cb = _unit_callback(model, cfg)
+    save_config(cfg, out)  # only once the data, the model and any unit map have been accepted
     collator = DertaCollator(tok.pad_token_id, cfg.rto_keep_fraction, cfg.seed, pack=cfg.pack)
     callbacks = [EpochToCollator(collator), JsonlLogCallback(out / "train_log.jsonl"), *(callbacks or [])]
     if cfg.progress:

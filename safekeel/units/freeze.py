@@ -154,12 +154,13 @@ class FreezeUnitsCallback(TrainerCallback):
         self.freezer.restore()
 
 
-def build_freeze_callback(model, unit_map_path: str, classes: list[str],
-                          mode: Literal["freeze", "train_only"]) -> FreezeUnitsCallback:
+def build_freeze_callback(model, unit_map_path: str, classes: list[str], mode: Literal["freeze", "train_only"],
+                          allow_other_weights: bool = False) -> FreezeUnitsCallback:
     """A TrainerCallback keeping `classes` fixed (freeze) or everything but `classes` fixed (train_only).
 
     `classes` uses the unit map selectors: esu, euu, ru, cu (= safety-critical top CU), cu_all.
-    The callback's `trainable_fraction` is the fraction of the model's parameters that can still change.
+    The callback's `trainable_fraction` is the fraction of the model's parameters that can still change. The map
+    must have been scored on these very weights unless `allow_other_weights` (see `UnitMap.check_weights`).
     """
     if isinstance(classes, str):
         classes = [c.strip() for c in classes.split(",") if c.strip()]
@@ -167,4 +168,5 @@ def build_freeze_callback(model, unit_map_path: str, classes: list[str],
         raise SafekeelError("no unit classes given to freeze / train")
     um = unitmap.load(unit_map_path)
     um.check_model(model)
+    um.check_weights(model, allow_other_weights)
     return FreezeUnitsCallback(UnitFreezer(model, um.select(classes), mode))

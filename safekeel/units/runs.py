@@ -122,7 +122,9 @@ def run_score(cfg: ScoreConfig) -> Path:
     tensors = {}
     for k in s:
         tensors[f"{k}.score_safety"], tensors[f"{k}.score_utility"] = s[k].contiguous(), u[k].contiguous()
-    meta = {"model": cfg.model, "adapter": cfg.adapter, "method": cfg.method,
+    from .unitmap import weights_hash
+
+    meta = {"model": cfg.model, "adapter": cfg.adapter, "method": cfg.method, "weights_sha256": weights_hash(model),
             "calibration": {"safety": {"source": cfg.safety, "n": len(safety), "sha256": cal.pairs_hash(safety)},
                             "utility": {"source": cfg.utility, "n": len(utility), "sha256": cal.pairs_hash(utility)}},
             "max_length": cfg.max_length, "seconds": round(time.time() - t0, 1),
@@ -167,7 +169,7 @@ def run_classify(cfg: ClassifyConfig) -> Path:
         esu, ru, trials = _calibrate(cfg, safety, utility, meta, head_dim)
     um = unitmap.classify(safety, utility, esu, cfg.euu, ru, cfg.cu_top, cfg.normalize, cfg.scope,
                           cfg.attn_granularity, head_dim,
-                          meta={k: meta.get(k) for k in ("model", "adapter", "method", "calibration")})
+                          meta={k: meta.get(k) for k in ("model", "adapter", "method", "weights_sha256", "calibration")})
     if trials is not None:
         um.meta["size_calibration"] = {"esu": esu, "ru": ru, "ru_tolerance": cfg.ru_tolerance, "trials": trials}
     unitmap.save(um, out)

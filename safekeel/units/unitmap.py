@@ -12,11 +12,13 @@ whole head gets one class).
 
 The map: `unit_map.safetensors` with, per block `layers.<i>.mlp` / `layers.<i>.attn`, the tensors `<block>.class`
 (uint8 ids, see CLASSES), `<block>.cu_top` (uint8 0/1), `<block>.score_safety`, `<block>.score_utility` (float32);
-`unit_map.json` with the metadata; `units_per_class.png`.
+`unit_map.json` with the metadata (including `weights_sha256`, the hash of the weights the units were scored on);
+`units_per_class.png`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +80,34 @@ class UnitMap:
             if self.classes[k].numel() != n:
                 raise SafekeelError(f"unit map does not fit this model: {k} has {self.classes[k].numel()} units in "
                                     f"the map, {n} in the model (map made for {self.meta.get('model', '?')})")
+
+
+    def check_weights(self, model, allow_other: bool = False) -> None:
+        """Raise SafekeelError unless the map was scored on exactly these weights (or `allow_other`).
+
+        Units of one set of weights say nothing certain about another: a map scored on the base model, frozen while
+        the DeRTa-trained model is fine-tuned, protects what the base model had, not what alignment added.
+        """
+        if allow_other:
+            return
+        want = self.meta.get("weights_sha256")
+        hint = ("score units on this model (`safekeel units score --model ...` then `units classify`), or pass "
+                "--unit-map-any-weights true to use the map anyway")
+        if not want:
+            raise SafekeelError(f"unit map records no weights hash, so it cannot be checked against this model: {hint}")
+        got = weights_hash(model)
+        if got != want:
+            raise SafekeelError(f"unit map was scored on other weights (map {want[:12]}, this model {got[:12]}; map "
+                                f"made for {self.meta.get('model', '?')}): {hint}")
+
+
+def weights_hash(model) -> str:
+    """sha256 of the parameters (names, shapes, values rounded to bfloat16), whatever dtype they were loaded in."""
+    h = hashlib.sha256()
+    for name, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
+        h.update(f"{name}:{tuple(p.shape)}\x1f".encode())
+        h.update(p.detach().to("cpu", torch.bfloat16).contiguous().view(torch.int16).numpy().tobytes())
+    return h.hexdigest()
 
 
 def _order(key: str):
