@@ -1,11 +1,15 @@
 """`safekeel demo`: the whole pipeline on the embedded default model, offline, in one command.
 
-base eval -> unit scores + classes (SSAH) -> vanilla and DeRTa training (DeRTa with ESU+CU frozen) -> eval ->
-a benign fine-tuning "attack" on the DeRTa model with and without frozen units -> eval -> one report.
+base eval -> vanilla and DeRTa training (same data and steps) -> eval -> units scored and classified on the DeRTa
+model (SSAH: the aligned model's units) -> a benign fine-tuning attack on the DeRTa model (gold-answer QA chats that
+no alignment run saw), with and without its ESU + CU frozen -> eval -> one report.
 
-Every stage writes its own folder under `--out` and is skipped when its result already exists, so an interrupted
-demo continues where it stopped. `--quick` (the default) fits in about 20 minutes on a 2-core CPU; `--full` uses
-more data, steps and behaviors. Each stage also runs alone: see configs/ and `safekeel <verb> --help`.
+Training data (the recipe chosen by `benchmarks/derta_recipe.py`, see benchmarks/RESULTS.md): the uncensorbench train
+triples, the model's own answers to benign and benign-but-scary train-split prompts, topped up with gold-answer QA
+conversations to `helpful_ratio` x the safety rows. Every stage writes its own folder under `--out` and is skipped
+when its result already exists, so an interrupted demo continues where it stopped. `--quick` (the default) fits in
+about 20 minutes on a 2-core CPU; `--full` uses more data, steps and behaviors. Each stage also runs alone: see
+configs/ and `safekeel <verb> --help`.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 
 from .config import add_config_args, field, resolve_config, save_config
 from .io import read_jsonl_rows, write_json, write_jsonl
+from .judges.keyword import is_refusal
 from .judges.registry import MAIN_JUDGE
 
 
@@ -31,16 +36,19 @@ class DemoConfig:
     lr: float = field(5e-5, help="learning rate of the alignment runs")
     attack_lr: float = field(5e-5, help="learning rate of the fine-tuning attack")
     rto_keep_fraction: float = field(0.05, help="RTO positions trained per step (the reference full FT: ~5%)")
+    helpful_ratio: float = field(3.0, help="helpful rows per safety row (own answers first, then gold-answer QA)")
     max_length: int = field(256, help="training sequence length")
     max_harmful_words: int = field(48, help="cut harmful responses to this many words for training (0 = keep)")
     helpful: str | None = field(None, help="helpful conversations file; default: self-distil the model's answers")
-    n_helpful: int = field(48, help="helpful conversations mixed into training (benign train-split prompts)")
+    n_helpful: int = field(32, help="self-distilled answers to benign train-split prompts mixed into training")
+    n_scary: int = field(32, help="self-distilled answers to benign-but-scary train-split prompts (over-refusal)")
+    n_attack: int = field(40, help="QA conversations of the fine-tuning attack (disjoint from the alignment data)")
     n_eval: int = field(24, help="held-out harmful prompts per attack")
     n_benign: int = field(16, help="benign prompts (helpfulness) and benign-but-scary prompts (over-refusal)")
     prefix_ks: list[int] = field([10], help="harmful-prefix lengths (tokens) for the recovery curve")
     max_new_tokens: int = field(64, help="tokens generated per evaluated answer")
     n_calibration: int = field(32, help="safety and utility calibration examples for unit scores")
-    freeze_classes: list[str] = field(["esu", "cu"], help="unit classes kept fixed during DeRTa and fine-tuning")
+    freeze_classes: list[str] = field(["esu", "cu"], help="unit classes of the DeRTa model kept fixed in fine-tuning")
     first_look: str = field("harmbench", help="behaviors asked directly first, shown with the answers")
     n_first_look: int = field(8, help="how many of them (0 = skip)")
     seed: int = field(0, help="seed for data, training and evaluation")
@@ -50,7 +58,8 @@ class DemoConfig:
         if self.full:
             self.quick = False
             self.steps, self.attack_steps = max(self.steps, 60), max(self.attack_steps, 40)
-            self.n_helpful, self.n_eval, self.n_benign = max(self.n_helpful, 90), max(self.n_eval, 50), 44
+            self.n_helpful, self.n_scary = max(self.n_helpful, 92), max(self.n_scary, 80)
+            self.n_eval, self.n_benign, self.n_attack = max(self.n_eval, 50), 44, max(self.n_attack, 160)
             self.max_harmful_words = 0
             self.max_new_tokens, self.n_calibration, self.max_length = 96, 128, 384
             self.prefix_ks = sorted({0, 5, 10, 20, 40, *self.prefix_ks})
@@ -93,11 +102,20 @@ def _shorten(t, words: int):
     return replace(t, harmful_response=" ".join(t.harmful_response.split()[:words]))
 
 
-def _finetune_rows(helpful_path: Path, n: int) -> list[dict]:
-    """The fine-tuning attack's data: benign conversations only (what a user fine-tune would look like)."""
-    rows = [{"id": f"ft-{i}", "kind": "helpful", "messages": r["messages"]}
-            for i, r in enumerate(read_jsonl_rows(helpful_path))]
-    return rows[:n]
+def attack_rows(n_alignment_qa: int, n: int, seed: int = 0) -> list[dict]:
+    """The fine-tuning attack's data: `n` gold-answer QA chats that follow the alignment runs' own QA sample.
+
+    `sample_qa` is prefix-stable (the first k of a longer sample are the sample of k), so skipping the first
+    `n_alignment_qa` gives conversations no alignment run trained on: a user's benign fine-tune, not a replay.
+    """
+    from .data.helpful import sample_qa
+
+    return [{"id": f"ft-{c.id}", "kind": "helpful", "messages": c.messages}
+            for c in sample_qa(n_alignment_qa + n, seed)[n_alignment_qa:]]
+
+
+def _qa_count(train_set: Path) -> int:
+    return sum(1 for r in read_jsonl_rows(train_set) if str(r.get("id", "")).startswith("hqa-"))
 
 
 def run_demo(cfg: DemoConfig) -> Path:
@@ -125,20 +143,21 @@ def run_demo(cfg: DemoConfig) -> Path:
     with console.status(f"preparing {cfg.model} (first run: GGUF from the wheel -> safetensors, ~30 s)"):
         model = resolve(cfg.model)
 
-    # data: helpful answers (self-distilled from the model on benign train-split prompts), then the training sets
+    # data: the model's own answers to benign and benign-but-scary train-split prompts, then the training sets
     helpful = out / "data" / "helpful.jsonl"
     if cfg.helpful:
         helpful = Path(cfg.helpful)
     else:
         prompts = out / "data" / "helpful_prompts.jsonl"
         if not prompts.exists():
-            write_jsonl(prompts, load_prompt_set("benign", "train")[: cfg.n_helpful])
+            write_jsonl(prompts, load_prompt_set("benign", "train")[: cfg.n_helpful]
+                        + load_prompt_set("benign-scary", "train")[: cfg.n_scary])
         stages.run("self-distil helpful answers", helpful, run_distill, DistillConfig(
             model=model, prompts=str(prompts), split="all", max_new_tokens=96 if cfg.quick else 160,
             batch_size=16, out=str(helpful)))
     helpful_n = out / "data" / "helpful_used.jsonl"
-    if not helpful_n.exists():
-        write_jsonl(helpful_n, list(read_jsonl_rows(helpful))[: cfg.n_helpful])
+    if not helpful_n.exists():  # an answer that refuses is no helpful example
+        write_jsonl(helpful_n, [r for r in read_jsonl_rows(helpful) if not is_refusal(r["messages"][-1]["content"])])
     triples = out / "data" / "triples_train.jsonl"
     if not triples.exists():
         write_jsonl(triples, [_shorten(t, cfg.max_harmful_words).to_dict()
@@ -148,8 +167,8 @@ def run_demo(cfg: DemoConfig) -> Path:
         d = out / "data" / recipe
         sets[recipe] = d / "train.jsonl"
         stages.run(f"build the {recipe} training set", sets[recipe], run_build, BuildConfig(
-            triples=str(triples), helpful=str(helpful_n), recipe=recipe, split="all", model=model,
-            seed=cfg.seed, out=str(d)))
+            triples=str(triples), helpful=str(helpful_n), helpful_ratio=cfg.helpful_ratio, recipe=recipe,
+            split="all", model=model, seed=cfg.seed, out=str(d)))
 
     evals: dict[str, Path] = {}
     base_eval = EvalConfig(
@@ -172,13 +191,6 @@ def run_demo(cfg: DemoConfig) -> Path:
         print_first_look(console, first, cfg.first_look, cfg.judge)
     evaluate("base", model)
 
-    # safety units of the base model (SSAH)
-    units = out / "units"
-    stages.run("score units (ssah)", units / "scores.safetensors", run_score, ScoreConfig(
-        model=model, method="ssah", n_safety=cfg.n_calibration, n_utility=cfg.n_calibration, out=str(units)))
-    stages.run("classify units", units / "unit_map.safetensors", run_classify, ClassifyConfig(scores=str(units)))
-    unit_map = str(units / "unit_map.safetensors")
-
     train_base = TrainConfig(model=model, max_steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
                              max_length=cfg.max_length, seed=cfg.seed, save_steps=max(cfg.steps // 2, 1),
                              warmup_ratio=0.1, weight_decay=0.01)
@@ -190,15 +202,20 @@ def run_demo(cfg: DemoConfig) -> Path:
         return str(d / "model")
 
     vanilla = train("vanilla", data=str(sets["vanilla"]))
-    derta = train("derta", data=str(sets["derta"]), freeze_units=unit_map, freeze_classes=cfg.freeze_classes,
-                  rto_keep_fraction=cfg.rto_keep_fraction)
+    derta = train("derta", data=str(sets["derta"]), rto_keep_fraction=cfg.rto_keep_fraction)
     evaluate("vanilla", vanilla)
     evaluate("derta", derta)
 
-    # the fine-tuning attack: benign data only, on the DeRTa model, with and without frozen safety units
+    # safety units of the aligned (DeRTa) model (SSAH), then the fine-tuning attack on it, with and without them
+    units = out / "units"
+    stages.run("score units of the DeRTa model (ssah)", units / "scores.safetensors", run_score, ScoreConfig(
+        model=derta, method="ssah", n_safety=cfg.n_calibration, n_utility=cfg.n_calibration, out=str(units)))
+    stages.run("classify units", units / "unit_map.safetensors", run_classify, ClassifyConfig(scores=str(units)))
+    unit_map = str(units / "unit_map.safetensors")
     ft_data = out / "data" / "finetune" / "train.jsonl"
     if not ft_data.exists():
-        write_jsonl(ft_data, _finetune_rows(helpful, 10**9))
+        write_jsonl(ft_data, attack_rows(max(_qa_count(sets["vanilla"]), _qa_count(sets["derta"])), cfg.n_attack,
+                                         cfg.seed))
     ft = dict(data=str(ft_data), model=derta, max_steps=cfg.attack_steps, lr=cfg.attack_lr,
               batch_size=max(cfg.batch_size // 2, 1), save_steps=max(cfg.attack_steps // 2, 1))
     derta_ft = train("derta+finetune", **ft)

@@ -41,3 +41,19 @@ def test_demo_pipeline_on_tiny_model(tmp_path, tiny_dir, cli_env):
     # a second run finds every stage done and only re-prints the table
     again = subprocess.run(cmd, capture_output=True, text=True, env=cli_env)
     assert again.returncode == 0 and again.stdout.count("reusing") >= 10
+    # the fine-tuning attack trains on QA chats no alignment run saw, and the units are the DeRTa model's own
+    def prompts(path):
+        return {json.loads(x)["messages"][0]["content"] for x in path.read_text().splitlines()}
+
+    attack = prompts(out / "data" / "finetune" / "train.jsonl")
+    assert len(attack) == 40 and not attack & (prompts(out / "data" / "derta" / "train.jsonl")
+                                              | prompts(out / "data" / "vanilla" / "train.jsonl"))
+    from safekeel.models import load_model
+    from safekeel.units.unitmap import weights_hash
+
+    scored = json.loads((out / "units" / "unit_map.json").read_text())["weights_sha256"]
+    assert scored == weights_hash(load_model(str(out / "train" / "derta" / "model"))[0])
+    derta = json.loads((out / "train" / "derta" / "summary.json").read_text())
+    assert derta["trainable_fraction"] == 1.0  # DeRTa itself trains unfrozen
+    kinds = json.loads((out / "data" / "derta" / "stats.json").read_text())["counts"]
+    assert kinds["helpful"] == round(3.0 * (kinds["prefix"] + kinds["rto"]))
