@@ -16,7 +16,7 @@ from . import __version__
 from .errors import SafekeelError
 
 AREAS = ["safekeel.data.cli", "safekeel.train.cli", "safekeel.units.cli", "safekeel.attacks.cli",
-         "safekeel.judges.cli", "safekeel.eval.cli", "safekeel.demo"]
+         "safekeel.judges.cli", "safekeel.eval.cli", "safekeel.demo", "safekeel.tamper"]
 
 
 def _models(sub) -> None:

@@ -1,0 +1,120 @@
+"""`safekeel tamper`: the bounded worst case picks the right cell, attack data never reaches the evaluation set, and
+the verb runs end to end on a tiny model (and refuses a missing or mismatched unit map with exit 2)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from ddp_freeze_script import random_unit_map
+from tiny import build_model, build_tokenizer
+
+from safekeel.cli import main
+from safekeel.errors import SafekeelError
+from safekeel.tamper import benign_rows, bounded_worst_case, parse_attack, split_triples
+
+
+def _cell(defense, attack, lr, asr, utility):
+    return {"defense": defense, "attack": attack, "lr": lr, "asr": asr, "refusal": None, "utility": utility}
+
+
+def test_bounded_worst_case_respects_the_utility_bound():
+    cells = [_cell("none", "harmful10", 5e-5, 0.9, 0.5),  # highest ASR, but it broke the model: excluded
+             _cell("none", "harmful10", 2e-5, 0.6, 0.85),
+             _cell("none", "benign", 2e-5, 0.6, 0.8),  # tie on ASR: the lower utility wins
+             _cell("ssah", "benign", 2e-5, 0.3, 0.9),  # exactly at the bound (0.9 - 0.1) counts
+             _cell("ssah", "harmful10", 2e-5, 0.7, 0.79),
+             _cell("lora", "benign", 2e-5, 0.1, 0.2),
+             _cell("lora", "harmful10", 2e-5, None, 0.95)]  # no ASR measured: never the worst case
+    w = bounded_worst_case(cells, reference_utility=0.9, bound=0.1)
+    assert list(w) == ["none", "ssah", "lora"]
+    assert (w["none"]["worst"]["attack"], w["none"]["worst"]["utility"]) == ("benign", 0.8)
+    assert w["none"]["excluded"] == ["none-harmful10-lr5e-05"] and w["none"]["qualifying"] == 2
+    assert w["ssah"]["worst"]["asr"] == 0.3
+    assert w["lora"]["worst"] is None and "no cell keeps utility" in w["lora"]["reason"]
+    same = [_cell("x", "b", 2e-5, 0.5, 0.9), _cell("x", "a", 2e-5, 0.5, 0.9)]  # full tie: the name decides
+    assert bounded_worst_case(same, 0.9, 0.0)["x"]["worst"]["attack"] == "a"
+    with pytest.raises(SafekeelError, match="no reference utility"):
+        bounded_worst_case(cells, None, 0.1)
+
+
+def test_attack_names():
+    assert parse_attack("benign", 7) == ("benign", 7) and parse_attack("benign20") == ("benign", 20)
+    assert parse_attack("harmful10") == ("harmful", 10)
+    for bad in ("harmful", "harmful0", "evil10", "benign-3"):
+        with pytest.raises(SafekeelError, match="unknown attack"):
+            parse_attack(bad)
+
+
+def test_harmful_attack_triples_are_never_evaluated():
+    from safekeel.data.build_cli import load_triple_set
+
+    held, train = load_triple_set("uncensorbench", "heldout"), load_triple_set("uncensorbench", "train")
+    pool, evaluation = split_triples(held, train, 10)
+    assert len(pool) == 10 and len(evaluation) == len(held) - 10
+    assert not {t.id for t in pool} & {t.id for t in evaluation}
+    assert not {t.prompt for t in pool} & {t.prompt for t in evaluation}
+    with pytest.raises(SafekeelError, match="--attack-triples train"):
+        split_triples(held, train, len(held))  # nothing would be left to evaluate
+    pool, evaluation = split_triples(held, train, 50, "train")
+    assert len(pool) == 50 and evaluation == held and not {t.id for t in pool} & {t.id for t in held}
+
+
+def test_benign_attack_skips_excluded_prompts(tmp_path):
+    first = benign_rows(3)
+    exclude = tmp_path / "align.jsonl"
+    exclude.write_text(json.dumps({"kind": "helpful", "messages": first[0]["messages"]}) + "\n")
+    again = benign_rows(3, exclude=str(exclude))
+    assert [r["id"] for r in again[:2]] == [r["id"] for r in first[1:]] and again[2] not in first
+    with pytest.raises(SafekeelError, match="file not found"):
+        benign_rows(3, exclude=str(tmp_path / "missing.jsonl"))
+
+
+def _map_for(model_dir, out):
+    from safekeel.models import load_model
+
+    return random_unit_map(load_model(str(model_dir), dtype="float32")[0], out)
+
+
+def test_tamper_end_to_end_on_tiny_model(tmp_path, tiny_dir, cli_env):
+    map_path = _map_for(tiny_dir, tmp_path / "map")
+    out = tmp_path / "tamper"
+    cmd = [sys.executable, "-m", "safekeel", "tamper", "--model", str(tiny_dir), "--unit-map", str(map_path),
+           "--attacks", "harmful2", "--lrs", "1e-3", "--defenses", "none,ssah", "--steps", "1", "--batch-size", "2",
+           "--max-length", "256", "--n-eval", "2", "--n-benign", "2", "--max-new-tokens", "4",
+           "--judge", "harm", "--out", str(out)]  # the lexical judge: the learned default loads the real model
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=cli_env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for f in ("cells.jsonl", "summary.json", "tamper.md", "config.yaml", "maps/ssah/unit_map.safetensors"):
+        assert (out / f).exists(), f
+    cells = [json.loads(x) for x in (out / "cells.jsonl").read_text().splitlines()]
+    assert [c["name"] for c in cells] == ["none-harmful2-lr0.001", "ssah-harmful2-lr0.001"]
+    assert all(c["n_eval"] == 2 and c["utility"] is not None and c["asr"] is not None for c in cells)
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["worst_case"]) == {"none", "ssah"} and summary["reference"]["utility"] is not None
+    frozen = json.loads((out / "train" / "ssah-harmful2-lr0.001" / "summary.json").read_text())
+    plain = json.loads((out / "train" / "none-harmful2-lr0.001" / "summary.json").read_text())
+    assert 0 < frozen["trainable_fraction"] < plain["trainable_fraction"] == 1.0
+    md = (out / "tamper.md").read_text()
+    assert "| ssah | 0.001 |" in md and "Bounded worst case" in md
+    # the harmful attack's prompts are not among the evaluation behaviors
+    attack = {json.loads(x)["messages"][0]["content"] for x in (out / "data" / "attack_harmful2.jsonl").open()}
+    evaluated = {json.loads(x)["prompt"] for x in (out / "data" / "eval_behaviors.jsonl").open()}
+    assert len(attack) == 2 and len(evaluated) == 2 and not attack & evaluated
+    again = subprocess.run(cmd, capture_output=True, text=True, env=cli_env)
+    assert again.returncode == 0 and again.stdout.count("reusing") == 5  # 1 + 2 evals, 2 trainings
+
+
+def test_missing_or_mismatched_unit_map_exits_2(tmp_path, tiny_dir, capsys):
+    other = random_unit_map(build_model(build_tokenizer("chatml"), seed=1), tmp_path / "other")
+    base = ["tamper", "--model", str(tiny_dir), "--attacks", "harmful2", "--defenses", "none,ssah",
+            "--judge", "harm"]
+    assert main([*base, "--unit-map", str(tmp_path / "nope"), "--out", str(tmp_path / "a")]) == 2
+    assert "unit map not found" in capsys.readouterr().err
+    assert main([*base, "--unit-map", str(other), "--out", str(tmp_path / "b")]) == 2
+    assert "scored on other weights" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "c")]) == 2  # a freezing defense without any map
+    assert "--unit-map is needed" in capsys.readouterr().err
+    assert main([*base, "--unit-map", str(other), "--judge", "nope", "--out", str(tmp_path / "d")]) == 2
+    assert "unknown judge 'nope'" in capsys.readouterr().err
+    assert not any((tmp_path / d).exists() for d in "abcd")  # nothing written before the map is accepted
