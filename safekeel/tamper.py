@@ -50,8 +50,9 @@ class TamperConfig:
     exclude: str | None = field(None, help="training file (e.g. the alignment train.jsonl) whose prompts the benign "
                                            "attack must not use")
     triples: str = field("uncensorbench", help="harmful triples (bundled name or file); its held-out split is used")
-    attack_triples: str = field("heldout", help="split the harmful attacks take triples from: heldout (the first N, "
-                                                "then the rest is evaluated) or train (evaluate all held-out)")
+    attack_triples: str = field("train", help="split the harmful attacks take triples from: train (default; every "
+                                              "held-out triple is evaluated, and harmful50 fits) or heldout (the "
+                                              "first N, the rest evaluated)")
     seed: int = field(0, help="seed for data, training, random defense and evaluation")
     n_eval: int = field(0, help="evaluation behaviors (0 = every held-out triple no attack uses)")
     n_benign: int = field(16, help="held-out benign prompts (utility: answered rate)")
