@@ -95,9 +95,9 @@ def test_cli_build_is_byte_identical_and_writes_stats(tmp_path, tiny_dir, cli_en
         assert r.returncode == 0, r.stderr[-2000:]
         outs.append((tmp_path / name / "train.jsonl").read_bytes())
     assert outs[0] == outs[1]
-    assert "rto_only: 13 examples" in r.stdout
+    assert "rto_only: 24 examples" in r.stdout  # default --helpful-ratio 1: the user's chat + 11 gold-answer QA chats
     stats = json.loads((tmp_path / "b" / "stats.json").read_text())
-    assert stats["counts"] == {"helpful": 1, "safe": 6, "rto": 6}
+    assert stats["counts"] == {"helpful": 12, "safe": 6, "rto": 6}
     assert (tmp_path / "b" / "config.yaml").read_text().count("recipe: rto_only") == 1
 
 

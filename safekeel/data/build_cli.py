@@ -19,8 +19,9 @@ from ..errors import ConfigError
 class BuildConfig:
     triples: str = field("uncensorbench", help="safety triples: 'uncensorbench' (bundled) or a JSONL/JSON/CSV file")
     helpful: str | None = field(None, help="helpful conversations file ({messages} or {prompt,response}); optional")
-    helpful_ratio: float = field(0.0, help="top the helpful data up with gold-answer QA conversations (source "
-                                           "helpful-qa) until helpful rows = this x safety rows (0 = none)")
+    helpful_ratio: float = field(1.0, help="top the helpful data up with gold-answer QA conversations (source "
+                                           "helpful-qa) until helpful rows = this x safety rows (0 = none; 1 was "
+                                           "measured best, benchmarks/derta_recipe.py)")
     recipe: Literal["derta", "vanilla", "prefix_only", "rto_only"] = field("derta", help="which training set to build")
     split: Literal["train", "heldout", "all"] = field(
         "train", help="which part of the triples to use (shared split: heldout_fraction 1/3, seed 0)")
@@ -48,13 +49,15 @@ class BuildConfig:
 class DistillConfig:
     model: str = field("smollm2-135m", help="model that answers the prompts (embedded name, HF id or folder)")
     adapter: str | None = field(None, help="optional PEFT adapter for the model")
-    prompts: str = field("benign", help="'benign' (bundled) or a JSONL/JSON/CSV file with a 'prompt' field")
+    prompts: str = field("benign,benign-scary", help="bundled 'benign', 'benign-scary' (comma-joined: both) or a "
+                                                   "JSONL/JSON/CSV file with a 'prompt' field")
     split: Literal["train", "heldout", "all"] = field(
         "train", help="part of the prompts to answer (train keeps benign evaluation prompts unseen)")
     heldout_fraction: float = field(1 / 3, help="held-out fraction of the prompt split (seed 0)")
     max_new_tokens: int = field(160, help="tokens per answer")
     batch_size: int = field(8, help="generation batch size")
     min_chars: int = field(20, help="drop answers shorter than this (truncated or empty)")
+    drop_refusals: bool = field(True, help="drop answers the keyword judge reads as refusals (no helpful example)")
     out: str = field("runs/data/helpful.jsonl", help="output JSONL of {messages} conversations")
 
 
@@ -86,9 +89,12 @@ def load_triple_set(spec: str, part: str = "train", fraction: float = 1 / 3) -> 
 
 
 def load_prompt_set(spec: str, part: str = "train", fraction: float = 1 / 3) -> list[dict]:
+    """Prompts of a bundled set or a file, split per set; "benign,benign-scary" joins bundled sets."""
     from . import bundled
     from .readers import load_behaviors
 
+    if "," in spec and all(p.strip() in ("benign", "benign-scary") for p in spec.split(",")):
+        return [r for p in spec.split(",") for r in load_prompt_set(p.strip(), part, fraction)]
     if spec in ("benign", "benign-scary"):
         rows = bundled.own_set(spec)
     else:
@@ -134,6 +140,7 @@ def run_distill(cfg: DistillConfig) -> Path:
     """Answer prompts with the model (batched, greedy) and write {messages} conversations; returns the file."""
     from ..eval.generate import GenerationRequest, generate
     from ..io import write_jsonl
+    from ..judges.keyword import is_refusal
     from ..models import load_model
 
     prompts = load_prompt_set(cfg.prompts, cfg.split, cfg.heldout_fraction)
@@ -142,7 +149,8 @@ def run_distill(cfg: DistillConfig) -> Path:
     answers = generate(model, tok, requests, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size)
     rows = [{"id": p["id"], "source": f"distill:{cfg.model}",
              "messages": [{"role": "user", "content": p["prompt"]}, {"role": "assistant", "content": a}]}
-            for p, a in zip(prompts, answers, strict=True) if len(a.strip()) >= cfg.min_chars]
+            for p, a in zip(prompts, answers, strict=True)
+            if len(a.strip()) >= cfg.min_chars and not (cfg.drop_refusals and is_refusal(a))]
     out = Path(cfg.out)
     write_jsonl(out, rows)
     save_config(cfg, out.parent, name=out.stem + ".config.yaml")

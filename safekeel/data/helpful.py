@@ -5,7 +5,7 @@ answer (DeRTa on 48 helpful chats refused 94% of benign-but-scary prompts). Thes
 questions with human answers: NQ-open (search questions), TruthfulQA (misconceptions, full-sentence answers), ASDiv
 (arithmetic word problems), CommonsenseQA (multiple choice). Every item whose question is also an evaluation item
 (the `utility-qa` QA accuracy set, safekeel's benign prompts) is dropped, so training never sees an evaluation prompt,
-and so is every answer the keyword judge reads as a refusal (TruthfulQA's "I have no comment.").
+and so is every gold answer that declines (TruthfulQA's "I have no comment.").
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..judges.keyword import is_refusal
 from ..sources import source_files
 from .records import Conversation
 
@@ -45,9 +44,13 @@ def _sentence(text: str) -> str:
     return text if text[-1:] in ".!?" else text + "."
 
 
+DECLINES = ("i have no comment", "no comment", "i m sorry", "i am sorry", "sorry", "i cannot", "i can t",
+            "i won t", "i will not")
+
+
 def non_answer(answer: str) -> bool:
     """A gold answer that declines (TruthfulQA's "I have no comment."): never teach it as the helpful answer."""
-    return is_refusal(answer, min_length=0) or normalize(answer).startswith(("i have no comment", "no comment"))
+    return normalize(answer).startswith(DECLINES)
 
 
 def _jsonl(path: Path) -> Iterator[dict]:

@@ -27,7 +27,9 @@ class TrainConfig:
     out: str = field("runs/train/derta", help="output directory")
     refusal: str | None = field(None, help="refusal string whose first assistant-turn token is the RTO target "
                                           "(default: the token `data build` recorded from the training refusals)")
-    rto_keep_fraction: float = field(1.0, help="fraction of RTO targets kept, resampled each step (reference: ~0.05)")
+    rto_keep_fraction: float = field(0.05, help="fraction of RTO targets kept, resampled each step (reference full "
+                                                "FT ~0.05; measured: 0.25 and 1.0 collapse SmolLM2 into refusal-"
+                                                "token runs, benchmarks/derta_recipe.py)")
     objective: Literal["ce", "constrained"] = field(
         "ce", help="ce: cross-entropy (DeRTa, SFT); constrained: Qi et al.'s token-wise constrained objective against "
                    "the frozen starting model (see safekeel/train/constrained.py)")
