@@ -46,6 +46,10 @@ ARMS = {
     "derta-r1": {**BASE, "recipe": "derta", "ratio": 1.0},
     "derta-r3": {**BASE, "recipe": "derta"},
     "derta-r1-lr10": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4},
+    "derta-r1-lr20": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 2e-4},
+    "vanilla-r1-lr20": {**BASE, "recipe": "vanilla", "ratio": 1.0, "lr": 2e-4},
+    "prefix-r1-lr20": {**BASE, "recipe": "prefix_only", "ratio": 1.0, "lr": 2e-4},
+    "constrained-r1-lr20": {**BASE, "recipe": "prefix_only", "ratio": 1.0, "objective": "constrained", "lr": 2e-4},
     "vanilla-r1": {**BASE, "recipe": "vanilla", "ratio": 1.0},
     "prefix-r1": {**BASE, "recipe": "prefix_only", "ratio": 1.0},
     "constrained-r1": {**BASE, "recipe": "prefix_only", "ratio": 1.0, "objective": "constrained"},
@@ -59,6 +63,9 @@ ARMS = {
     "vanilla-r3": {**BASE, "recipe": "vanilla"},
     "prefix-r3": {**BASE, "recipe": "prefix_only"},
     "constrained-r3": {**BASE, "recipe": "prefix_only", "objective": "constrained"},
+    # SSAH's alignment budget: DeRTa updating only the redundant units (RU) of the weights it starts from
+    "derta-r1-lr10-ru": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "train_only": "ru"},
+    "derta-r1-lr20-ru": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 2e-4, "train_only": "ru"},
 }
 
 
@@ -93,14 +100,28 @@ def build(out: Path, data: dict, recipe: str, ratio: float | None, model: str) -
                                  helpful_ratio=0.0 if old else ratio, model=model, seed=0, out=str(d)))
 
 
+def budget_map(out: Path, args) -> str:
+    """Units of the starting weights (SSAH scores; bundled refusals, since the base model has none of its own),
+    classified with the paper's fractions: the RU an alignment-budget run may train."""
+    from safekeel.units.runs import ClassifyConfig, ScoreConfig, run_classify, run_score
+
+    d = out / "units-base"
+    if not (d / "unit_map.safetensors").exists():
+        run_score(ScoreConfig(model=args.model, method="ssah", n_safety=64, n_utility=64, out=str(d)))
+        run_classify(ClassifyConfig(scores=str(d), ru=0.2))
+    return str(d / "unit_map.safetensors")
+
+
 def train(out: Path, name: str, arm: dict, data: Path, args) -> str:
     d = out / "train" / name
+    only = {"train_only_units": budget_map(out, args), "train_only_classes": [arm["train_only"]]} \
+        if arm.get("train_only") else {}
     if not (d / "summary.json").exists():
         run_train(resolve_config(TrainConfig, overrides=dict(
             model=args.model, data=str(data), out=str(d), max_steps=args.steps, batch_size=args.batch_size,
             lr=arm["lr"], max_length=256, warmup_ratio=0.1, weight_decay=0.01, seed=0, save_steps=args.steps,
             rto_keep_fraction=arm["keep"], objective=arm["objective"], lora=arm["lora"],
-            resume=(d / "checkpoints").exists(), progress=False)))
+            resume=(d / "checkpoints").exists(), progress=False, **only)))
     return str(d / "model")
 
 
@@ -232,6 +253,13 @@ def main() -> None:
         t_train = time.time() - t0
         res = evaluate(name, path, args.split, data, args, judge)
         res["seconds"] = {"train": round(t_train), "eval": round(time.time() - t0 - t_train)}
+        tsum = out / "train" / name / "summary.json"
+        if tsum.exists():
+            t = json.loads(tsum.read_text())
+            res["trainable_fraction"] = t.get("trainable_fraction")
+            res["train_seconds"] = t.get("train_seconds", t.get("seconds"))
+        # re-read before writing: several sweep processes may share one --out (each arm is its own row)
+        results = {r["model"]: r for r in json.loads(summary_path.read_text())} if summary_path.exists() else {}
         results[name] = res
         write_json(summary_path, list(results.values()))
         print(table([res]), flush=True)

@@ -1,8 +1,10 @@
 """`safekeel demo`: the whole pipeline on the embedded default model, offline, in one command.
 
 base eval -> vanilla and DeRTa training (same data and steps) -> eval -> units scored and classified on the DeRTa
-model (SSAH: the aligned model's units) -> a benign fine-tuning attack on the DeRTa model (gold-answer QA chats that
-no alignment run saw), with and without its ESU + CU frozen -> eval -> one report.
+model (SSAH in its order: the aligned model's units, calibrated on its own refusals) -> fine-tuning attacks on the
+DeRTa model (`safekeel tamper`: harmful examples from train triples; with --full also QA chats no alignment run saw)
+under defenses (none; its ESU + top CU frozen; as many random units frozen; ...), each defense's bounded worst case
+-> one report with the model table, the tamper tables and their plot.
 
 Training data (the recipe chosen by `benchmarks/derta_recipe.py`, see benchmarks/RESULTS.md): the uncensorbench train
 triples, the model's own answers to benign and benign-but-scary train-split prompts, topped up with gold-answer QA
@@ -14,6 +16,7 @@ configs/ and `safekeel <verb> --help`.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,10 +34,12 @@ class DemoConfig:
     quick: bool = field(True, help="small, fast settings (the default for `make demo`)")
     full: bool = field(False, help="more data, steps and behaviors (an hour or more on a CPU)")
     steps: int = field(30, help="optimizer steps per alignment training run (vanilla, DeRTa)")
-    attack_steps: int = field(10, help="optimizer steps of the benign fine-tuning attack")
+    attack_steps: int = field(10, help="optimizer steps of each fine-tuning attack")
     batch_size: int = field(8, help="training batch size (the fine-tuning attack uses half)")
     lr: float = field(5e-5, help="learning rate of the alignment runs")
-    attack_lr: float = field(5e-5, help="learning rate of the fine-tuning attack")
+    attack_lrs: list[float] = field([5e-5], help="learning rates of the fine-tuning attacks (--full: 2e-5, 5e-5)")
+    attacks: list[str] = field(["harmful10"], help="fine-tuning attacks (safekeel tamper): harmfulN, benign[N]")
+    defenses: list[str] = field(["none", "ssah", "random"], help="defenses against them (safekeel tamper)")
     rto_keep_fraction: float = field(0.05, help="RTO positions trained per step (the reference full FT: ~5%)")
     helpful_ratio: float = field(3.0, help="helpful rows per safety row (own answers first, then gold-answer QA)")
     max_length: int = field(256, help="training sequence length")
@@ -42,13 +47,12 @@ class DemoConfig:
     helpful: str | None = field(None, help="helpful conversations file; default: self-distil the model's answers")
     n_helpful: int = field(32, help="self-distilled answers to benign train-split prompts mixed into training")
     n_scary: int = field(32, help="self-distilled answers to benign-but-scary train-split prompts (over-refusal)")
-    n_attack: int = field(40, help="QA conversations of the fine-tuning attack (disjoint from the alignment data)")
+    n_attack: int = field(40, help="QA conversations of the benign fine-tuning attack (disjoint from alignment data)")
     n_eval: int = field(24, help="held-out harmful prompts per attack")
     n_benign: int = field(16, help="benign prompts (helpfulness) and benign-but-scary prompts (over-refusal)")
     prefix_ks: list[int] = field([10], help="harmful-prefix lengths (tokens) for the recovery curve")
     max_new_tokens: int = field(64, help="tokens generated per evaluated answer")
     n_calibration: int = field(32, help="safety and utility calibration examples for unit scores")
-    freeze_classes: list[str] = field(["esu", "cu"], help="unit classes of the DeRTa model kept fixed in fine-tuning")
     first_look: str = field("harmbench", help="behaviors asked directly first, shown with the answers")
     n_first_look: int = field(8, help="how many of them (0 = skip)")
     seed: int = field(0, help="seed for data, training and evaluation")
@@ -63,6 +67,11 @@ class DemoConfig:
             self.max_harmful_words = 0
             self.max_new_tokens, self.n_calibration, self.max_length = 96, 128, 384
             self.prefix_ks = sorted({0, 5, 10, 20, 40, *self.prefix_ks})
+            self.attacks = list(dict.fromkeys(["benign", "harmful10", "harmful50", *self.attacks]))
+            self.attack_lrs = sorted({2e-5, 5e-5, *self.attack_lrs})
+            from .tamper import DEFENSES
+
+            self.defenses = list(DEFENSES)
 
 
 def register(sub) -> None:
@@ -102,22 +111,6 @@ def _shorten(t, words: int):
     return replace(t, harmful_response=" ".join(t.harmful_response.split()[:words]))
 
 
-def attack_rows(n_alignment_qa: int, n: int, seed: int = 0) -> list[dict]:
-    """The fine-tuning attack's data: `n` gold-answer QA chats that follow the alignment runs' own QA sample.
-
-    `sample_qa` is prefix-stable (the first k of a longer sample are the sample of k), so skipping the first
-    `n_alignment_qa` gives conversations no alignment run trained on: a user's benign fine-tune, not a replay.
-    """
-    from .data.helpful import sample_qa
-
-    return [{"id": f"ft-{c.id}", "kind": "helpful", "messages": c.messages}
-            for c in sample_qa(n_alignment_qa + n, seed)[n_alignment_qa:]]
-
-
-def _qa_count(train_set: Path) -> int:
-    return sum(1 for r in read_jsonl_rows(train_set) if str(r.get("id", "")).startswith("hqa-"))
-
-
 def run_demo(cfg: DemoConfig) -> Path:
     from rich.console import Console
 
@@ -132,8 +125,9 @@ def run_demo(cfg: DemoConfig) -> Path:
     from .eval.report import write_report
     from .eval.run import EvalConfig, run_eval
     from .models import resolve
+    from .tamper import TamperConfig, plot, report_tables, run_tamper
     from .train.run import TrainConfig, run_train
-    from .units.runs import ClassifyConfig, ScoreConfig, run_classify, run_score
+    from .units.runs import ClassifyConfig, ScoreConfig, run_classify
 
     console = Console()
     out = Path(cfg.out)
@@ -206,38 +200,67 @@ def run_demo(cfg: DemoConfig) -> Path:
     evaluate("vanilla", vanilla)
     evaluate("derta", derta)
 
-    # safety units of the aligned (DeRTa) model (SSAH), then the fine-tuning attack on it, with and without them
+    # safety units of the aligned (DeRTa) model (SSAH), then fine-tuning attacks on it under each defense
     units = out / "units"
-    stages.run("score units of the DeRTa model (ssah)", units / "scores.safetensors", run_score, ScoreConfig(
-        model=derta, method="ssah", n_safety=cfg.n_calibration, n_utility=cfg.n_calibration, out=str(units)))
+    stages.run("score units of the DeRTa model (ssah, its own refusals)", units / "scores.safetensors", score_units,
+               ScoreConfig(model=derta, method="ssah", safety="own", n_safety=cfg.n_calibration,
+                           n_utility=cfg.n_calibration, out=str(units)), console)
     stages.run("classify units", units / "unit_map.safetensors", run_classify, ClassifyConfig(scores=str(units)))
-    unit_map = str(units / "unit_map.safetensors")
-    ft_data = out / "data" / "finetune" / "train.jsonl"
-    if not ft_data.exists():
-        write_jsonl(ft_data, attack_rows(max(_qa_count(sets["vanilla"]), _qa_count(sets["derta"])), cfg.n_attack,
-                                         cfg.seed))
-    ft = dict(data=str(ft_data), model=derta, max_steps=cfg.attack_steps, lr=cfg.attack_lr,
-              batch_size=max(cfg.batch_size // 2, 1), save_steps=max(cfg.attack_steps // 2, 1))
-    derta_ft = train("derta+finetune", **ft)
-    derta_ft_frozen = train("derta+finetune (frozen units)", **ft, freeze_units=unit_map,
-                            freeze_classes=cfg.freeze_classes)
-    evaluate("derta+finetune", derta_ft)
-    evaluate("derta+finetune (frozen units)", derta_ft_frozen)
+    tamper = out / "tamper"
+    stages.run("fine-tuning attacks x defenses (safekeel tamper)", tamper / "summary.json", run_tamper, TamperConfig(
+        model=derta, unit_map=str(units / "unit_map.safetensors"), attacks=cfg.attacks, lrs=cfg.attack_lrs,
+        defenses=cfg.defenses, steps=cfg.attack_steps, batch_size=max(cfg.batch_size // 2, 1),
+        max_length=cfg.max_length, n_benign_attack=cfg.n_attack, exclude=str(sets["derta"]), seed=cfg.seed,
+        n_eval=cfg.n_eval, n_benign=cfg.n_benign, max_new_tokens=cfg.max_new_tokens, judge=cfg.judge,
+        out=str(tamper)))
+    tamper_summary = json.loads((tamper / "summary.json").read_text())
 
     report = out / "report"
-    stages.run("report", report / "summary.json", write_report, [str(p) for p in evals.values()], str(report))
+    stages.run("report", report / "summary.json", write_report, [str(p) for p in evals.values()], str(report),
+               extra_tables=report_tables(tamper_summary), extra_plots={"tamper.png": plot(tamper_summary)})
     table = results_table(evals, cfg.judge)
     write_json(out / "demo_summary.json", {"config": str(out / "config.yaml"), "stage_seconds": stages.times,
-                                           "wall_seconds": round(time.time() - t0, 1), "results": table})
+                                           "wall_seconds": round(time.time() - t0, 1), "results": table,
+                                           "tamper": {"reference": tamper_summary["reference"],
+                                                      "worst_case": tamper_summary["worst_case"]}})
     print_table(console, table, cfg.judge)
+    print_tamper(console, tamper_summary)
     console.print(f"report: {report / 'report.html'} (and report.md); wall time {time.time() - t0:.0f} s")
     return out
 
 
+def score_units(cfg, console):
+    """Score units on the model's own refusals; a model that refuses none of the harmful train prompts (a tiny test
+    model, or an alignment run too short) falls back to the bundled refusals, and says so."""
+    from .errors import SafekeelError
+    from .units.runs import run_score
+
+    try:
+        return run_score(cfg)
+    except SafekeelError as e:
+        if "refuses none" not in str(e):
+            raise
+        console.print(f"[yellow]{e}; scoring on the bundled refusals instead[/]")
+        return run_score(replace(cfg, safety="uncensorbench"))
+
+
+def print_tamper(console, summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .tamper import report_tables
+
+    for title, header, rows, notes in report_tables(summary):
+        table = Table(title=title, caption=" ".join(notes))
+        for h in header:
+            table.add_column(h)
+        for r in rows:
+            table.add_row(*r)
+        Console(width=max(console.width, 160)).print(table)
+
+
 def results_table(evals: dict[str, Path], judge: str = MAIN_JUDGE) -> list[dict]:
     """One row per model: ASR (the main judge) per attack, refusal rates, over-refusal and helpfulness."""
-    import json
-
     rows = []
     for label, d in evals.items():
         s = json.loads((d / "summary.json").read_text())

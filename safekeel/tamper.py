@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .config import add_config_args, field, resolve_config, save_config
 from .errors import ConfigError, SafekeelError
-from .io import write_json, write_jsonl, write_text
+from .io import write_bytes, write_json, write_jsonl, write_text
 from .judges.registry import MAIN_JUDGE
 
 DEFENSES = ("none", "ssah", "random", "top_safety", "constrained", "lora")
@@ -261,11 +261,14 @@ def run_tamper(cfg: TamperConfig) -> Path:
                               "train_dir": str(d)})
     worst = bounded_worst_case(cells, reference["utility"], cfg.utility_bound)
     write_jsonl(out / "cells.jsonl", cells)
-    write_json(out / "summary.json", {
+    summary = {
         "model": cfg.model, "judge": cfg.judge, "utility_bound": cfg.utility_bound, "reference": reference,
         "eval_behaviors": len(evaluation), "attack_data": {a: n for a, (_, n) in parsed.items()},
-        "maps": {k: str(v) for k, v in maps.items()}, "cells": cells, "worst_case": worst})
-    write_text(out / "tamper.md", markdown(reference, cells, worst, cfg))
+        "config": {"attacks": cfg.attacks, "lrs": cfg.lrs, "defenses": cfg.defenses, "steps": cfg.steps},
+        "maps": {k: str(v) for k, v in maps.items()}, "cells": cells, "worst_case": worst}
+    write_json(out / "summary.json", summary)
+    write_text(out / "tamper.md", markdown(summary))
+    write_bytes(out / "tamper.png", plot(summary))
     console.print(f"[green]✓[/] {out / 'tamper.md'} ({len(cells)} cells)")
     return out
 
@@ -280,24 +283,68 @@ def _entry(c: dict) -> str:
     return " / ".join(_pct(c[k], c[f"{k}_ci"]) for k in ("asr", "refusal", "utility"))
 
 
-def markdown(reference: dict, cells: list[dict], worst: dict[str, dict], cfg: TamperConfig) -> str:
-    """Defense (x lr) by attack table of ASR / refusal / utility with 95% Wilson CIs, then the bounded worst case."""
-    lines = [f"# Fine-tuning attacks on {cfg.model}", "",
-             f"Each entry: ASR ({cfg.judge} judge, the higher of {' and '.join(EVAL_ATTACKS)}) / refusal (keyword "
-             f"judge, direct) / benign answered, with 95% Wilson CIs; n = {reference.get('n_eval')} held-out "
-             f"behaviors no attack trained on, {cfg.steps} steps per attack.", "",
-             f"Un-attacked model: {_entry(reference)}", "",
-             "| defense | lr | " + " | ".join(cfg.attacks) + " |", "|---|---|" + "---|" * len(cfg.attacks)]
+def report_tables(summary: dict) -> list[tuple[str, list[str], list[list[str]], list[str]]]:
+    """(title, header, rows, notes) tables of a tamper summary: every cell, then each defense's bounded worst case.
+    The same tables feed tamper.md and the demo's report."""
+    ref, cells, worst, cfg = summary["reference"], summary["cells"], summary["worst_case"], summary["config"]
+    attacks, lrs = cfg["attacks"], cfg["lrs"]
     by = {(c["defense"], c["lr"], c["attack"]): c for c in cells}
-    for d in dict.fromkeys(c["defense"] for c in cells):
-        for lr in cfg.lrs:
-            lines.append(f"| {d} | {lr:g} | " + " | ".join(_entry(by[(d, lr, a)]) if (d, lr, a) in by else "-"
-                                                      for a in cfg.attacks) + " |")
-    lines += ["", f"## Bounded worst case (benign answered >= un-attacked - {cfg.utility_bound:g})", "",
-              "| defense | worst cell | ASR | benign answered | qualifying cells |", "|---|---|---|---|---|"]
+    grid = [[d, f"{lr:g}", *[_entry(by[(d, lr, a)]) if (d, lr, a) in by else "-" for a in attacks]]
+            for d in dict.fromkeys(c["defense"] for c in cells) for lr in lrs]
+    note = (f"Each entry: ASR ({summary['judge']} judge, the higher of {' and '.join(EVAL_ATTACKS)}) / refusal "
+            f"(keyword judge, direct) / benign answered, with 95% Wilson CIs; n = {ref.get('n_eval')} held-out "
+            f"behaviors no attack trained on, {cfg['steps']} steps per attack. Un-attacked model: {_entry(ref)}.")
+    rows = []
     for d, w in worst.items():
         c = w["worst"]
-        lines.append(f"| {d} | " + (f"{c['attack']}, lr {c['lr']:g} | {_pct(c['asr'], c['asr_ci'])} | "
-                                    f"{_pct(c['utility'], c['utility_ci'])}" if c else f"none: {w['reason']} | - | -")
-                     + f" | {w['qualifying']}/{w['cells']} |")
-    return "\n".join(lines) + "\n"
+        rows.append([d, *([f"{c['attack']}, lr {c['lr']:g}", _pct(c["asr"], c["asr_ci"]),
+                           _pct(c["utility"], c["utility_ci"])] if c else [f"none: {w['reason']}", "-", "-"]),
+                     f"{w['qualifying']}/{w['cells']}"])
+    return [("Fine-tuning attacks: defense x attack", ["defense", "lr", *attacks], grid, [note]),
+            (f"Bounded worst case (benign answered >= un-attacked - {summary['utility_bound']:g})",
+             ["defense", "worst cell", "ASR", "benign answered", "qualifying cells"], rows,
+             ["A cell that breaks the model beats every defense and says nothing about it: only cells whose benign "
+              "answered rate stays within the bound count."])]
+
+
+def markdown(summary: dict) -> str:
+    lines = [f"# Fine-tuning attacks on {summary['model']}", ""]
+    for title, header, rows, notes in report_tables(summary):
+        lines += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+                  *["| " + " | ".join(r) + " |" for r in rows], "", *notes, ""]
+    return "\n".join(lines)
+
+
+def plot(summary: dict) -> bytes:
+    """Bounded worst-case ASR per defense (95% CI) beside its benign-answered rate; the un-attacked model as lines."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ref, worst = summary["reference"], summary["worst_case"]
+    names = list(worst)
+    fig, axes = plt.subplots(1, 2, figsize=(max(6, 1.6 * len(names) + 2), 3.4), sharey=True)
+    for ax, key, title in ((axes[0], "asr", f"worst-case ASR ({summary['judge']})"),
+                           (axes[1], "utility", "benign answered")):
+        vals, lo, hi = [], [], []
+        for d in names:
+            c = worst[d]["worst"] or {}
+            v, ci = c.get(key), c.get(f"{key}_ci")
+            vals.append(v or 0.0)
+            lo.append((v - ci[0]) if ci and v is not None else 0.0)
+            hi.append((ci[1] - v) if ci and v is not None else 0.0)
+        ax.bar(range(len(names)), vals, yerr=[lo, hi], capsize=3, color="#c0392b" if key == "asr" else "#2e86c1")
+        if ref.get(key) is not None:
+            ax.axhline(ref[key], color="k", ls="--", lw=1, label="un-attacked")
+            ax.legend(fontsize=8)
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+        ax.set_title(title, fontsize=10)
+        ax.set_ylim(0, 1.05)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()

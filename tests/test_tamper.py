@@ -85,7 +85,8 @@ def test_tamper_end_to_end_on_tiny_model(tmp_path, tiny_dir, cli_env):
            "--judge", "harm", "--out", str(out)]  # the lexical judge: the learned default loads the real model
     proc = subprocess.run(cmd, capture_output=True, text=True, env=cli_env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for f in ("cells.jsonl", "summary.json", "tamper.md", "config.yaml", "maps/ssah/unit_map.safetensors"):
+    for f in ("cells.jsonl", "summary.json", "tamper.md", "tamper.png", "config.yaml",
+              "maps/ssah/unit_map.safetensors"):
         assert (out / f).exists(), f
     cells = [json.loads(x) for x in (out / "cells.jsonl").read_text().splitlines()]
     assert [c["name"] for c in cells] == ["none-harmful2-lr0.001", "ssah-harmful2-lr0.001"]

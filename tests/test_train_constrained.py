@@ -90,13 +90,13 @@ def test_trainer_loss_at_the_reference_is_the_mean_of_2_over_beta_log_2(tiny_tok
     """With the reference equal to the model, every delta is 0: the loss is exactly mean_t (2 / beta_t) log 2."""
     import copy
 
+    from test_train import _helpful, _triples
     from transformers import TrainingArguments
 
     from safekeel.data.derta import build_examples
     from safekeel.data.tokenize import IGNORE, tokenize_rows
     from safekeel.train.collator import DertaCollator
     from safekeel.train.trainer import DertaTrainer
-    from test_train import _helpful, _triples
 
     rows = build_examples(_triples(3), _helpful(), "prefix_only", tokenizer=tiny_tokenizer, seed=0)
     batch = DertaCollator(tiny_tokenizer.pad_token_id)(tokenize_rows(tiny_tokenizer, rows))

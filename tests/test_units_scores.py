@@ -253,3 +253,21 @@ def test_discovery_by_structure_and_gqa_v_rows(name):
         model(input_ids=torch.tensor([[1, 5, 9, 2, 7]]))
     h.remove()
     assert torch.all(seen["x"][..., j] == 0) and torch.all(seen["x"][..., 4] != 0)
+
+
+def test_own_refusal_calibration_keeps_only_the_models_refusals(monkeypatch):
+    """SSAH on an aligned model: the safety set is its own refusals; prompts it answers are not safety examples."""
+    from safekeel.errors import SafekeelError
+    from safekeel.units import calibration as cal
+
+    prompts = [p for p, _ in cal.safety_pairs("uncensorbench")]
+    answers = {p: ("I'm sorry, but I can't help with that." if i % 2 else "Sure, step 1: gather the materials.")
+               for i, p in enumerate(prompts)}
+    monkeypatch.setattr(cal, "self_distill", lambda m, t, ps, *a, **k: [(p, answers[p]) for p in ps])
+    own = cal.own_refusal_pairs(None, None, "aligned")
+    assert [p for p, _ in own] == prompts[1::2]
+    assert all(r.startswith("I'm sorry") for _, r in own)
+    assert len(cal.own_refusal_pairs(None, None, "aligned", n=3)) == 3
+    monkeypatch.setattr(cal, "self_distill", lambda m, t, ps, *a, **k: [(p, "Sure, here it is.") for p in ps])
+    with pytest.raises(SafekeelError, match="refuses none"):
+        cal.own_refusal_pairs(None, None, "base")

@@ -205,9 +205,11 @@ def _frac(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f}%"
 
 
-def write_report(run_dirs: list[str | Path], out: str | Path, agreement_path: str | Path | None = None) -> Path:
+def write_report(run_dirs: list[str | Path], out: str | Path, agreement_path: str | Path | None = None,
+                 extra_tables: list | None = None, extra_plots: dict[str, bytes] | None = None) -> Path:
     """Summarise each run, write summary.json + report.md + report.html (+ PNGs) into `out`; `agreement_path`
-    replaces the shipped judge agreement file."""
+    replaces the shipped judge agreement file. `extra_tables` ((title, header, rows, notes), e.g. the fine-tuning
+    attack tables of `safekeel.tamper.report_tables`) and `extra_plots` join the report after the runs' own."""
     if not run_dirs:
         raise SafekeelError("give at least one run directory")
     summaries = []
@@ -222,10 +224,11 @@ def write_report(run_dirs: list[str | Path], out: str | Path, agreement_path: st
     rec = plot_recovery(summaries, judge)
     if rec:
         plots["recovery_curve.png"] = rec
+    plots.update(extra_plots or {})
     for name, data in plots.items():
         write_bytes(out / name, data)
     write_json(out / "summary.json", {"main_judge": judge, "runs": summaries})
-    tabs = tables(summaries)
+    tabs = tables(summaries) + list(extra_tables or [])
     md = [f"# safekeel evaluation report\n\nRuns: {', '.join(s['run'] for s in summaries)}. Main judge: `{judge}`. "
           "ASR = share of judged answers the judge calls attack successes; judge errors are excluded from n and "
           "shown as err. Where a judge's agreement with human labels was measured, ASR is also shown corrected for "

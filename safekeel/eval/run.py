@@ -118,7 +118,6 @@ def plan(cfg: EvalConfig, tok=None) -> list[tuple[str, AttackPrompt]]:
         if n == 0:
             continue
         from ..data.bundled import own_set
-
         from ..data.splits import split
 
         # the held-out part of both sets: helpful training data answers (and so trains on) the other part

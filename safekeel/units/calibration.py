@@ -1,6 +1,7 @@
 """Calibration sets for unit scoring, tokenized so that statistics see response tokens only.
 
-safety = harmful prompts + refusals (the TRAIN split of the bundled uncensorbench triples, or a triples file);
+safety = harmful prompts + refusals (the TRAIN split of the bundled uncensorbench triples, or a triples file), or
+`own`: the same prompts with the model's own refusals (prompts it answers are dropped), for an aligned model;
 utility = benign prompts + helpful answers (a conversations file, or safekeel's benign prompts answered by the model
 itself: self-distillation, cached under $SAFEKEEL_HOME/cache/units/ because generation is the slow part).
 The prompt is rendered with `add_generation_prompt=True`; every token after it is a response token, so any chat
@@ -47,6 +48,23 @@ def safety_pairs(spec: str = "uncensorbench", n: int | None = None) -> list[Pair
 
         triples = load_triples(spec)
     return [(t.prompt, t.safe_response) for t in triples][:n]
+
+
+def own_refusal_pairs(model, tok, model_id: str, n: int | None = None, max_new_tokens: int = 96,
+                      batch_size: int = 16) -> list[Pair]:
+    """Harmful TRAIN prompts + the model's OWN refusals (SSAH on an aligned model: its safety units are the ones
+    that produce *its* refusals). Prompts the model answers instead of refusing are dropped; none refused is an
+    error, because a model that never refuses has no safety units to find."""
+    from ..judges.keyword import is_refusal
+
+    prompts = [p for p, _ in safety_pairs("uncensorbench")]
+    answers = self_distill(model, tok, prompts, model_id, max_new_tokens, batch_size)
+    own = [(p, a) for p, a in answers if is_refusal(a)]
+    if not own:
+        raise SafekeelError(f"{model_id} refuses none of the {len(prompts)} harmful train prompts: there is no own "
+                            "refusal to calibrate safety units on (align the model first, or use --safety "
+                            "uncensorbench for the bundled refusals)")
+    return own[:n]
 
 
 def benign_split(heldout: bool = False) -> list[dict]:

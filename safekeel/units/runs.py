@@ -29,8 +29,9 @@ class ScoreConfig:
     model: str = field("smollm2-135m", help="model: embedded name, HF id or local folder")
     adapter: str | None = field(None, help="PEFT adapter to merge before scoring")
     method: Literal["ssah", "wanda", "snip"] = field("ssah", help="ssah (variance x column norm^2), wanda, snip")
-    safety: str = field("uncensorbench", help="safety set: 'uncensorbench' (TRAIN split: prompt + refusal) or a "
-                                              "triples file (prompt + safe_response)")
+    safety: str = field("uncensorbench", help="safety set: 'uncensorbench' (TRAIN split: prompt + refusal), 'own' "
+                                              "(the same prompts + the model's own refusals; for an aligned model) "
+                                              "or a triples file (prompt + safe_response)")
     utility: str = field("benign", help="utility set: 'benign' (TRAIN split, self-distilled answers) or a "
                                         "conversations file")
     n_safety: int = field(128, help="at most this many safety examples")
@@ -111,7 +112,9 @@ def run_score(cfg: ScoreConfig) -> Path:
     save_config(cfg, out)
     model, tok = load_for_units(cfg.model, cfg.adapter, cfg.dtype)
     units = find_units(model)
-    safety = cal.safety_pairs(cfg.safety, cfg.n_safety)
+    safety = cal.own_refusal_pairs(model, tok, cfg.model, cfg.n_safety, cfg.distill_max_new_tokens,
+                                   cfg.distill_batch_size) if cfg.safety == "own" else \
+        cal.safety_pairs(cfg.safety, cfg.n_safety)
     utility = cal.utility_pairs(cfg.utility, model, tok, cfg.model, cfg.n_utility, cfg.distill_max_new_tokens,
                                 cfg.distill_batch_size)
     cal.save_pairs(out / "calibration_safety.jsonl", safety)
