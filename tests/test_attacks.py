@@ -150,3 +150,17 @@ def test_cli_attack_writes_prompts(tmp_path, cli_env):
     bad = subprocess.run([sys.executable, "-m", "safekeel", "attack", "--behaviors", str(beh), "--attacks", "zzz",
                           "--out", str(tmp_path / "o2")], capture_output=True, text=True, env=cli_env)
     assert bad.returncode == 2 and "unknown attack" in bad.stderr
+
+
+
+@pytest.mark.parametrize("entry", ["safekeel.attacks.base", "safekeel.attacks.direct", "safekeel.eval.run"])
+def test_registry_is_full_from_any_entry_point(entry, cli_env):
+    """A fresh interpreter importing only `entry` sees every static attack: the package, not base, loads them."""
+    code = (f"import json, {entry}; import safekeel.attacks.base as b; "
+            "print(json.dumps([sorted(b.STATIC), sorted(b.DECODERS)]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env)
+    assert proc.returncode == 0, proc.stderr
+    static, decoders = json.loads(proc.stdout)
+    assert static == sorted(["direct", "prefill", "completion", "codeattack", "cipher", "jailbreak_template",
+                             "harmful_prefix"])
+    assert decoders == ["cipher"]

@@ -1,5 +1,8 @@
 """The one record every attack produces, and the registry that builds attacks by name.
 
+Imports flow one way: attack modules import this one and `register` themselves; the package `__init__` imports
+them all, so the registry is complete whenever anything under `safekeel.attacks` is imported.
+
 An `AttackPrompt` is everything generation needs (messages, optional assistant prefill, raw-text flag) plus what
 judging needs (the original question, attack metadata such as the cipher used, so the answer can be decoded first).
 Static attacks are pure functions of (behavior, seed); search attacks (PAIR, AutoDAN) need the target model and
@@ -79,8 +82,10 @@ class AttackOptions:
 
 
 Builder = Callable[[Behavior, AttackOptions], list[AttackPrompt]]
+Decoder = Callable[[Any, str], str]  # (meta value, answer) -> plain answer
 STATIC: dict[str, Builder] = {}
-SEARCH = ("pair", "autodan")
+DECODERS: dict[str, Decoder] = {}  # meta key -> decoder, e.g. "cipher" -> cipher.decode
+SEARCH = ("pair", "autodan")  # named only: their modules need torch/a model, so the package does not import them
 
 
 def register(name: str):
@@ -91,19 +96,22 @@ def register(name: str):
     return deco
 
 
-def _load_all() -> None:
-    from . import cipher, codeattack, completion, direct, harmful_prefix, jailbreak_template  # noqa: F401
+def register_decoder(meta_key: str):
+    """For attacks whose answers need decoding before judging; keyed by meta so base never imports them."""
+    def deco(fn: Decoder) -> Decoder:
+        DECODERS[meta_key] = fn
+        return fn
+
+    return deco
 
 
 def attack_names() -> list[str]:
-    _load_all()
     return [*STATIC, *SEARCH]
 
 
 def build_attacks(behaviors: list[Behavior], attacks: list[str], options: AttackOptions | None = None
                   ) -> list[AttackPrompt]:
     """Static attack prompts for every behavior × attack (search attacks need a model: see pair/autodan)."""
-    _load_all()
     options = options or AttackOptions()
     unknown = [a for a in attacks if a not in STATIC and a not in SEARCH]
     if unknown:
@@ -119,8 +127,7 @@ def build_attacks(behaviors: list[Behavior], attacks: list[str], options: Attack
 
 def decode_response(meta: dict, text: str) -> str:
     """The answer in plain text for judging (cipher attacks ask the model to answer in the cipher)."""
-    if meta.get("cipher"):
-        from .cipher import decode
-
-        return decode(meta["cipher"], text)
+    for key, decode in DECODERS.items():
+        if meta.get(key):
+            return decode(meta[key], text)
     return text

@@ -11,7 +11,7 @@ import re
 
 from ..data.records import Behavior
 from ..errors import SafekeelError
-from .base import AttackOptions, AttackPrompt, register, seeded_rng
+from .base import AttackOptions, AttackPrompt, register, register_decoder, seeded_rng
 
 MORSE = {
     "A": ".-", "B": "-...", "C": "-.-.", "D": "-..", "E": ".", "F": "..-.", "G": "--.", "H": "....", "I": "..",
@@ -82,6 +82,7 @@ def encode(cipher: str, text: str) -> str:
     raise SafekeelError(f"unknown cipher '{cipher}' (known: {', '.join(DESCRIPTIONS)})")
 
 
+@register_decoder("cipher")
 def decode(cipher: str, text: str) -> str:
     if cipher == "caesar":
         return caesar(text, -3)
