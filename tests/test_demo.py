@@ -61,4 +61,4 @@ def test_demo_pipeline_on_tiny_model(tmp_path, tiny_dir, cli_env):
     derta = json.loads((out / "train" / "derta" / "summary.json").read_text())
     assert derta["trainable_fraction"] == 1.0  # DeRTa itself trains unfrozen
     kinds = json.loads((out / "data" / "derta" / "stats.json").read_text())["counts"]
-    assert kinds["helpful"] == round(3.0 * (kinds["prefix"] + kinds["rto"]))
+    assert kinds["helpful"] == round(1.0 * (kinds["prefix"] + kinds["rto"]))

@@ -205,8 +205,8 @@ def test_freeze_hook_is_called_with_the_unit_map(built, tmp_path, monkeypatch):
     class Fake(TrainerCallback):
         trainable_fraction = 0.2
 
-    def build_freeze_callback(model, path, classes, mode):
-        calls.append((path, list(classes), mode))
+    def build_freeze_callback(model, path, classes, mode, allow_other_weights=False):
+        calls.append((path, list(classes), mode, allow_other_weights))
         return Fake()
 
     monkeypatch.setitem(sys.modules, "safekeel.units.freeze", types.SimpleNamespace(build_freeze_callback=build_freeze_callback))
@@ -214,7 +214,7 @@ def test_freeze_hook_is_called_with_the_unit_map(built, tmp_path, monkeypatch):
     cfg = resolve_config(TrainConfig, overrides=dict(model=str(model_dir), data=str(data), out=str(tmp_path / "f"),
                                                      max_steps=1, progress=False, train_only_units="units.safetensors"))
     out = run_train(cfg)
-    assert calls == [("units.safetensors", ["ru"], "train_only")]
+    assert calls == [("units.safetensors", ["ru"], "train_only", False)]  # other weights refused unless asked
     assert json.loads((out / "summary.json").read_text())["trainable_fraction"] == 0.2
     assert os.path.exists(Path(out) / "model" / "model.safetensors")
 

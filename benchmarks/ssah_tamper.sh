@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# SSAH tested in its own order on an aligned model (issue 12), with the commands a user would type:
+#   units scored on the model's OWN refusals -> classes -> ablation (ESU vs as many RU vs as many random units)
+#   -> fine-tuning attacks (harmful10, benign QA chats) x defenses (none, ssah, random, top_safety) x 2 lrs.
+# Every stage is skipped when its output exists, so the script resumes. Results: $OUT/ablate-*/, $OUT/tamper/.
+#   benchmarks/ssah_tamper.sh ALIGNED_MODEL_DIR OUT ALIGNMENT_TRAIN_JSONL [ablate|tamper|all]
+set -euo pipefail
+M=$1; OUT=$2; EXCL=$3; WHAT=${4:-all}
+SK=${SAFEKEEL:-safekeel}
+if [ "$WHAT" != tamper ]; then
+  [ -f "$OUT/units/scores.safetensors" ] || $SK units score --model "$M" --method ssah --safety own \
+      --n-safety 64 --n-utility 64 --out "$OUT/units"
+  [ -f "$OUT/units/unit_map.safetensors" ] || $SK units classify --scores "$OUT/units"
+fi
+if [ "$WHAT" = ablate ] || [ "$WHAT" = all ]; then
+  ABL=(--unit-map "$OUT/units" --model "$M" --behaviors harmbench --n-behaviors 50 --n-utility 24 --n-checks 60)
+  [ -f "$OUT/ablate-esu/summary.json" ] || $SK units ablate "${ABL[@]}" --classes esu --control true --dense true \
+      --out "$OUT/ablate-esu"
+  [ -f "$OUT/ablate-ru/summary.json" ] || $SK units ablate "${ABL[@]}" --classes ru --match esu --control false \
+      --dense false --out "$OUT/ablate-ru"
+fi
+if [ "$WHAT" = tamper ] || [ "$WHAT" = all ]; then
+  $SK tamper --model "$M" --unit-map "$OUT/units" --attacks harmful10,benign --lrs 5e-5,2e-4 \
+      --defenses "${DEFENSES:-none,ssah,random,top_safety}" --steps 16 --batch-size 4 --max-length 256 \
+      --n-benign 16 --max-new-tokens 48 --exclude "$EXCL" --out "$OUT/tamper"
+fi
