@@ -206,6 +206,30 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _cell(m: dict | None) -> str:
+    if not m or m.get("rate") is None:
+        return "-"
+    return f"{100 * m['rate']:.0f} [{100 * m['ci'][0]:.0f}, {100 * m['ci'][1]:.0f}]"
+
+
+def report(results: list[dict]) -> str:
+    """Two tables for RESULTS.md: refusal (keyword) / ASR (harm-clf) per attack; usefulness and collapse."""
+    sets = ["direct", "prefill", *[f"prefix_k{k}" for k in KS]]
+    n = results[0]
+    safety = ["| arm | " + " | ".join(s.replace("prefix_", "prefix ") for s in sets) + " |", "|---|" + "---|" * len(sets)]
+    for r in results:
+        safety.append(f"| {r['model']} | " + " | ".join(f"{_cell(r.get('refusal_' + s))} / {_cell(r.get('asr_' + s))}"
+                                                     for s in sets) + " |")
+    cols = ["benign_answered", "benign_check", "qa", "over_refusal", "collapse"]
+    use = ["| arm | " + " | ".join(cols) + " | trainable | train s |", "|---|" + "---|" * (len(cols) + 2)]
+    for r in results:
+        frac = r.get("trainable_fraction")
+        use.append(f"| {r['model']} | " + " | ".join(_cell(r.get(c)) for c in cols)
+                   + f" | {'-' if frac is None else f'{frac:.1%}'} | {r.get('train_seconds') or r.get('seconds', {}).get('train', '-')} |")
+    ns = ", ".join(f"{c} n = {(n.get(c) or {}).get('n')}" for c in ["refusal_direct", *cols])
+    return "\n".join(safety) + "\n\n" + "\n".join(use) + f"\n\n({ns})"
+
+
 def rescore(out: Path, args) -> None:
     from safekeel.data.tokenize import derive_refusal
     from safekeel.models import load_tokenizer
@@ -235,7 +259,11 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--rescore", action="store_true", help="recompute the collapse rate from the saved answers")
+    ap.add_argument("--report", action="store_true", help="print the RESULTS.md tables of --split (no training)")
     args = ap.parse_args()
+    if args.report:
+        rows = {r["model"]: r for r in json.loads((Path(args.out) / f"summary-{args.split}.json").read_text())}
+        return print(report([rows[a] for a in args.arms if a in rows]))
     if args.rescore:
         return rescore(Path(args.out), args)
     from safekeel.judges.harm_clf import HarmClfJudge

@@ -10,7 +10,7 @@ SK=${SAFEKEEL:-safekeel}
 if [ "$WHAT" != tamper ]; then
   [ -f "$OUT/units/scores.safetensors" ] || $SK units score --model "$M" --method ssah --safety own \
       --n-safety 64 --n-utility 64 --out "$OUT/units"
-  [ -f "$OUT/units/unit_map.safetensors" ] || $SK units classify --scores "$OUT/units"
+  [ -f "$OUT/units/unit_map.safetensors" ] || $SK units classify "$OUT/units"
 fi
 if [ "$WHAT" = ablate ] || [ "$WHAT" = all ]; then
   ABL=(--unit-map "$OUT/units" --model "$M" --behaviors harmbench --n-behaviors 50 --n-utility 24 --n-checks 60)
