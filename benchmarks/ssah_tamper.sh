@@ -13,14 +13,14 @@ if [ "$WHAT" != tamper ]; then
   [ -f "$OUT/units/unit_map.safetensors" ] || $SK units classify "$OUT/units"
 fi
 if [ "$WHAT" = ablate ] || [ "$WHAT" = all ]; then
-  ABL=(--unit-map "$OUT/units" --model "$M" --behaviors harmbench --n-behaviors 50 --n-utility 24 --n-checks 60)
+  ABL=("$OUT/units" --model "$M" --behaviors harmbench --n-behaviors 50 --n-utility 24 --n-checks 60)
   [ -f "$OUT/ablate-esu/summary.json" ] || $SK units ablate "${ABL[@]}" --classes esu --control true --dense true \
       --out "$OUT/ablate-esu"
   [ -f "$OUT/ablate-ru/summary.json" ] || $SK units ablate "${ABL[@]}" --classes ru --match esu --control false \
       --dense false --out "$OUT/ablate-ru"
 fi
 if [ "$WHAT" = tamper ] || [ "$WHAT" = all ]; then
-  $SK tamper --model "$M" --unit-map "$OUT/units" --attacks harmful10,benign --lrs 5e-5,2e-4 \
+  $SK tamper --model "$M" --unit-map "$OUT/units" --attacks "${ATTACKS:-harmful10,benign}" --lrs 5e-5,2e-4 \
       --defenses "${DEFENSES:-none,ssah,random,top_safety}" --steps 16 --batch-size 4 --max-length 256 \
       --n-benign 16 --max-new-tokens 48 --exclude "$EXCL" --out "$OUT/tamper"
 fi
