@@ -63,6 +63,8 @@ ARMS = {
     "vanilla-r3": {**BASE, "recipe": "vanilla"},
     "prefix-r3": {**BASE, "recipe": "prefix_only"},
     "constrained-r3": {**BASE, "recipe": "prefix_only", "objective": "constrained"},
+    "derta-r1-lr10-k15": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "keep": 0.15},
+    "derta-r1-lr10-k25": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "keep": 0.25},
     # SSAH's alignment budget: DeRTa updating only the redundant units (RU) of the weights it starts from
     "derta-r1-lr10-ru": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "train_only": "ru"},
     "derta-r1-lr20-ru": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 2e-4, "train_only": "ru"},
