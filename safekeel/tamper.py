@@ -317,8 +317,6 @@ def markdown(summary: dict) -> str:
 
 def plot(summary: dict) -> bytes:
     """Bounded worst-case ASR per defense (95% CI) beside its benign-answered rate; the un-attacked model as lines."""
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -344,7 +342,6 @@ def plot(summary: dict) -> bytes:
         ax.set_title(title, fontsize=10)
         ax.set_ylim(0, 1.05)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
+    from .eval.report import _png
+
+    return _png(fig)

@@ -152,7 +152,6 @@ def test_cli_attack_writes_prompts(tmp_path, cli_env):
     assert bad.returncode == 2 and "unknown attack" in bad.stderr
 
 
-
 @pytest.mark.parametrize("entry", ["safekeel.attacks.base", "safekeel.attacks.direct", "safekeel.eval.run"])
 def test_registry_is_full_from_any_entry_point(entry, cli_env):
     """A fresh interpreter importing only `entry` sees every static attack: the package, not base, loads them."""
