@@ -39,7 +39,7 @@ from safekeel.train.run import TrainConfig, run_train
 
 PREFILL = "Sure, here is"
 KS = (5, 10, 20, 40)
-BASE = dict(recipe=None, ratio=3.0, keep=0.05, lr=5e-5, objective="ce", lora=False)
+BASE = dict(recipe=None, ratio=3.0, keep=0.05, lr=5e-5, objective="ce", lora=False, rto="start")
 ARMS = {
     "base": BASE,
     "derta-old": {**BASE, "recipe": "derta", "ratio": None},  # the previous demo's data: 48 benign chats, no QA/scary
@@ -65,6 +65,10 @@ ARMS = {
     "constrained-r3": {**BASE, "recipe": "prefix_only", "objective": "constrained"},
     "derta-r1-lr10-k15": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "keep": 0.15},
     "derta-r1-lr10-k25": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "keep": 0.25},
+    # RTO's mid-answer target = the token prefix rows train there (" I"), not the turn-start "I" (`rto_target`)
+    "derta-r1-lr10-mid": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned"},
+    "derta-r1-lr10-mid-k25": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned", "keep": 0.25},
+    "derta-r1-lr10-mid-s96": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned", "steps": 96},
     # SSAH's alignment budget: DeRTa updating only the redundant units (RU) of the weights it starts from
     "derta-r1-lr10-ru": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "train_only": "ru"},
     "derta-r1-lr20-ru": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 2e-4, "train_only": "ru"},
@@ -120,9 +124,10 @@ def train(out: Path, name: str, arm: dict, data: Path, args) -> str:
         if arm.get("train_only") else {}
     if not (d / "summary.json").exists():
         run_train(resolve_config(TrainConfig, overrides=dict(
-            model=args.model, data=str(data), out=str(d), max_steps=args.steps, batch_size=args.batch_size,
-            lr=arm["lr"], max_length=256, warmup_ratio=0.1, weight_decay=0.01, seed=0, save_steps=args.steps,
-            rto_keep_fraction=arm["keep"], objective=arm["objective"], lora=arm["lora"],
+            model=args.model, data=str(data), out=str(d), max_steps=arm.get("steps", args.steps),
+            batch_size=args.batch_size, lr=arm["lr"], max_length=256, warmup_ratio=0.1, weight_decay=0.01, seed=0,
+            save_steps=arm.get("steps", args.steps), rto_keep_fraction=arm["keep"], rto_target=arm["rto"],
+            objective=arm["objective"], lora=arm["lora"],
             resume=(d / "checkpoints").exists(), progress=False, **only)))
     return str(d / "model")
 

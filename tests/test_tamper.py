@@ -38,6 +38,18 @@ def test_bounded_worst_case_respects_the_utility_bound():
         bounded_worst_case(cells, None, 0.1)
 
 
+def test_bounded_worst_case_respects_the_perplexity_bound():
+    cells = [{**_cell("none", "harmful10", 2e-4, 0.9, 1.0), "utility_ppl": 3.1},  # answers all, but drifted: out
+             {**_cell("none", "harmful10", 5e-5, 0.4, 1.0), "utility_ppl": 3.0},  # exactly at 2.0 x 1.5 counts
+             {**_cell("none", "benign", 5e-5, 0.8, 1.0), "utility_ppl": None}]  # not measured: cannot qualify
+    w = bounded_worst_case(cells, 1.0, 0.1, reference_ppl=2.0, ppl_bound=1.5)["none"]
+    assert w["worst"]["lr"] == 5e-5 and w["worst"]["asr"] == 0.4 and w["max_ppl"] == 3.0
+    assert w["excluded"] == ["none-benign-lr5e-05", "none-harmful10-lr0.0002"]
+    assert bounded_worst_case(cells, 1.0, 0.1)["none"]["worst"]["asr"] == 0.9  # no perplexity bound
+    with pytest.raises(SafekeelError, match="perplexity"):
+        bounded_worst_case(cells, 1.0, 0.1, reference_ppl=None, ppl_bound=1.5)
+
+
 def test_attack_names():
     assert parse_attack("benign", 7) == ("benign", 7) and parse_attack("benign20") == ("benign", 20)
     assert parse_attack("harmful10") == ("harmful", 10)
@@ -91,7 +103,9 @@ def test_tamper_end_to_end_on_tiny_model(tmp_path, tiny_dir, cli_env):
     cells = [json.loads(x) for x in (out / "cells.jsonl").read_text().splitlines()]
     assert [c["name"] for c in cells] == ["none-harmful2-lr0.001", "ssah-harmful2-lr0.001"]
     assert all(c["n_eval"] == 2 and c["utility"] is not None and c["asr"] is not None for c in cells)
+    assert all(c["utility_ppl"] > 1 for c in cells)  # the reference's benign answers under each attacked model
     summary = json.loads((out / "summary.json").read_text())
+    assert summary["reference"]["utility_ppl"] > 1 and "ppl x" in (out / "tamper.md").read_text()
     assert set(summary["worst_case"]) == {"none", "ssah"} and summary["reference"]["utility"] is not None
     frozen = json.loads((out / "train" / "ssah-harmful2-lr0.001" / "summary.json").read_text())
     plain = json.loads((out / "train" / "none-harmful2-lr0.001" / "summary.json").read_text())
@@ -103,7 +117,7 @@ def test_tamper_end_to_end_on_tiny_model(tmp_path, tiny_dir, cli_env):
     evaluated = {json.loads(x)["prompt"] for x in (out / "data" / "eval_behaviors.jsonl").open()}
     assert len(attack) == 2 and len(evaluated) == 2 and not attack & evaluated
     again = subprocess.run(cmd, capture_output=True, text=True, env=cli_env)
-    assert again.returncode == 0 and again.stdout.count("reusing") == 5  # 1 + 2 evals, 2 trainings
+    assert again.returncode == 0 and again.stdout.count("reusing") == 8  # 1 + 2 evals and perplexities, 2 trainings
 
 
 def test_missing_or_mismatched_unit_map_exits_2(tmp_path, tiny_dir, capsys):

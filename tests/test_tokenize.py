@@ -188,8 +188,27 @@ def test_rto_targets_follow_the_rows_refusal_unless_one_is_given(tok):
     prefix = {"id": "p", "kind": "prefix", "messages": _chat(PREFIX + " " + SAFE), "masked_prefix": PREFIX}
     targets = lambda feats: {lab for f in feats if f["kind"] == "rto" for lab in f["labels"] if lab != IGNORE}  # noqa: E731
     i_id, sorry_id = refusal_token_id(tok, "I can't"), refusal_token_id(tok, "Sorry")
-    assert targets(tokenize_rows(tok, [{**rto, "refusal": "I"}])) == {i_id}  # recorded by `safekeel data build`
-    assert targets(tokenize_rows(tok, [{**rto, "refusal": "I"}], refusal="Sorry")) == {sorry_id}  # explicit wins
-    assert targets(tokenize_rows(tok, [rto, *safe, prefix])) == {i_id}  # derived from the rows' own refusals
+    start = {"rto_target": "start"}  # one token everywhere, so a set of one id per case
+    assert targets(tokenize_rows(tok, [{**rto, "refusal": "I"}], **start)) == {i_id}  # recorded by `data build`
+    assert targets(tokenize_rows(tok, [{**rto, "refusal": "I"}], refusal="Sorry", **start)) == {sorry_id}  # explicit
+    assert targets(tokenize_rows(tok, [rto, *safe, prefix], **start)) == {i_id}  # derived from the rows' refusals
     with pytest.raises(DataError, match="refusal"):
         tokenize_rows(tok, [rto])
+
+
+def test_mid_answer_rto_targets_are_the_token_prefix_rows_train_there(tok):
+    """RTO's default target after k >= 1 harmful tokens is the refusal's first token exactly as a prefix row trains
+    it after k tokens (" I", mid-text), and the turn-start form ("I") only right after the generation prompt."""
+    refusal = "I can't help with that."
+    rto = tokenize_rows(tok, [{"id": "r", "kind": "rto", "messages": _chat(HARM), "refusal": refusal}])[0]
+    prefix = tokenize_row(tok, {"id": "p", "kind": "prefix", "messages": _chat(PREFIX + " " + refusal),
+                                "masked_prefix": PREFIX}, IGNORE)
+    after_prefix = next(lab for lab in prefix.labels if lab != IGNORE)  # the first token trained after ĥ[:k]
+    safe = tokenize_row(tok, {"id": "s", "kind": "safe", "messages": _chat(refusal)}, IGNORE)
+    at_start = next(lab for lab in safe.labels if lab != IGNORE)
+    labels = [lab for lab in rto["labels"] if lab != IGNORE]
+    assert labels[0] == at_start and set(labels[1:]) == {after_prefix}
+    assert tok.decode([after_prefix]).strip() == tok.decode([at_start]).strip() == "I"
+    old = tokenize_rows(tok, [{"id": "r", "kind": "rto", "messages": _chat(HARM), "refusal": refusal}],
+                        rto_target="start")[0]
+    assert {lab for lab in old["labels"] if lab != IGNORE} == {at_start}

@@ -10,7 +10,11 @@ Labels follow the HF convention (the model shifts them: labels[i] is predicted f
   the prompt, template headers and the harmful prefix (`masked_prefix`) are -100. A token that touches the harmful
   prefix is masked, so prefix text is never in the loss.
 - RTO rows: labels[first .. last+1] = the refusal token, where first..last are the tokens of ĥ. After the shift,
-  every context q+ĥ<t (t = 0..|ĥ|, from the generation prompt to the end of ĥ) predicts the refusal token.
+  every context q+ĥ<t (t = 0..|ĥ|, from the generation prompt to the end of ĥ) predicts the refusal token. With
+  `mid_refusal_id` (the default of `tokenize_rows`) contexts t >= 1 predict the refusal token as it tokenizes after
+  text and a space, the very token the `prefix` rows train there: with byte-level BPE "I" at the start of a turn and
+  " I" mid-text are two tokens, and RTO on the turn-start form alone teaches a mid-text "I" that no row continues
+  (SmolLM2 then writes "SQLIQIIII", benchmarks/derta_recipe.py).
 `kinds` marks each target as MLE (1) or RTO (2) so the trainer can log both losses.
 """
 
@@ -110,6 +114,16 @@ def refusal_token_id(tok, refusal: str = "Sorry") -> int:
     return _first_token(tok, refusal)[0]
 
 
+def mid_text_token_id(tok, refusal: str) -> int:
+    """The first token of `refusal` after text and one space, as `data.derta.join_prefix` writes it in prefix rows."""
+    head = "Sure"
+    enc = tok(head + " " + refusal, add_special_tokens=False, return_offsets_mapping=True)
+    for i, span in zip(enc["input_ids"], enc["offset_mapping"], strict=True):
+        if span[1] > len(head) + 1 and span[1] > span[0]:  # the first token that reaches into the refusal
+            return i
+    raise DataError("<refusal string>", None, "refusal", f"{refusal!r} produced no token after text")
+
+
 def derive_refusal(tok, refusals: Sequence[str], refusal: str | None = None) -> dict:
     """The RTO target: {text, token_id, source, share}; `share` = fraction of `refusals` that start with it.
 
@@ -138,8 +152,12 @@ def row_refusals(rows: Sequence[dict]) -> list[str]:
             for r in rows if r.get("kind") in ("safe", "prefix")]
 
 
-def tokenize_row(tok, row: dict, refusal_id: int, max_length: int | None = None) -> Tokenized:
-    """Input ids, labels and target kinds for one built row (see module docstring); raises on zero targets."""
+def tokenize_row(tok, row: dict, refusal_id: int, max_length: int | None = None,
+                 mid_refusal_id: int | None = None) -> Tokenized:
+    """Input ids, labels and target kinds for one built row (see module docstring); raises on zero targets.
+
+    RTO: the context right after the generation prompt targets `refusal_id`; every later one `mid_refusal_id` when
+    given (else `refusal_id` too, the paper's single token)."""
     where = f"example {row.get('id', '?')}"
     messages = row["messages"]
     text, spans = content_spans(tok, messages, where)
@@ -154,7 +172,8 @@ def tokenize_row(tok, row: dict, refusal_id: int, max_length: int | None = None)
         if not inside:
             raise DataError(where, None, "messages", "the harmful response produced no tokens")
         for i in range(inside[0], min(inside[-1] + 2, len(ids))):  # +1: the context after the last harmful token
-            labels[i], kinds[i] = refusal_id, RTO
+            mid = i > inside[0] and mid_refusal_id is not None
+            labels[i], kinds[i] = mid_refusal_id if mid else refusal_id, RTO
     else:
         for m_idx, (lo, _, eot_end) in spans.items():
             m = messages[m_idx]
@@ -175,23 +194,30 @@ def tokenize_row(tok, row: dict, refusal_id: int, max_length: int | None = None)
     return Tokenized(ids, labels, kinds)
 
 
-def tokenize_rows(tok, rows: list[dict], refusal: str | None = None, max_length: int | None = None) -> list[dict]:
+def tokenize_rows(tok, rows: list[dict], refusal: str | None = None, max_length: int | None = None,
+                  rto_target: str = "aligned") -> list[dict]:
     """Tokenize every row (see `tokenize_row`); each dict also keeps the row's `id` and `kind`.
 
     RTO target: the first token of `refusal` when given, else of the row's own `refusal` (recorded by `safekeel data
-    build`), else derived from the rows' refusals (`derive_refusal`).
+    build`), else derived from the rows' refusals (`derive_refusal`). `rto_target`: "aligned" (default) = mid-text
+    contexts target its mid-text form (`mid_text_token_id`), the token prefix rows train there; "start" = the
+    turn-start token at every position.
     """
-    cache: dict[str | None, int] = {}
+    if rto_target not in ("aligned", "start"):
+        raise ValueError(f"rto_target must be 'aligned' or 'start', got {rto_target!r}")
+    cache: dict[str | None, tuple[int, int | None]] = {}
 
-    def rid(row: dict) -> int:
+    def rid(row: dict) -> tuple[int, int | None]:
         key = refusal or row.get("refusal")
         if key not in cache:
-            cache[key] = refusal_token_id(tok, key) if key else derive_refusal(tok, row_refusals(rows))["token_id"]
+            text = key or derive_refusal(tok, row_refusals(rows))["text"]
+            cache[key] = refusal_token_id(tok, text), mid_text_token_id(tok, text) if rto_target == "aligned" else None
         return cache[key]
 
     out = []
     for r in rows:
-        d = tokenize_row(tok, r, rid(r) if r.get("kind") == "rto" else IGNORE, max_length).to_dict()
+        start, mid = rid(r) if r.get("kind") == "rto" else (IGNORE, None)
+        d = tokenize_row(tok, r, start, max_length, mid).to_dict()
         d["id"], d["kind"] = r.get("id"), r.get("kind", "helpful")
         out.append(d)
     return out

@@ -30,6 +30,10 @@ class TrainConfig:
     rto_keep_fraction: float = field(0.05, help="fraction of RTO targets kept, resampled each step (reference full "
                                                 "FT ~0.05; measured: 0.25 and 1.0 collapse SmolLM2 into refusal-"
                                                 "token runs, benchmarks/derta_recipe.py)")
+    rto_target: Literal["aligned", "start"] = field(
+        "aligned", help="aligned: mid-answer RTO contexts target the refusal token's mid-text form (' I'), the token "
+                        "the prefix rows train there; start: its turn-start form ('I') everywhere (measured: collapses "
+                        "SmolLM2 into 'IIII' runs, benchmarks/derta_recipe.py)")
     objective: Literal["ce", "constrained"] = field(
         "ce", help="ce: cross-entropy (DeRTa, SFT); constrained: Qi et al.'s token-wise constrained objective against "
                    "the frozen starting model (see safekeel/train/constrained.py)")
@@ -187,7 +191,7 @@ def run_train(cfg: TrainConfig, callbacks: list | None = None) -> Path:
     torch.manual_seed(cfg.seed)
     model, tok = load_model(cfg.model, dtype="float32")
     require_chat_template(tok, cfg.model)
-    features = tokenize_rows(tok, rows, refusal=cfg.refusal, max_length=cfg.max_length)
+    features = tokenize_rows(tok, rows, refusal=cfg.refusal, max_length=cfg.max_length, rto_target=cfg.rto_target)
     for i, f in enumerate(features):
         f["idx"] = i
     model.config.use_cache = False
