@@ -53,6 +53,8 @@ class DemoConfig:
     n_benign: int = field(16, help="benign prompts (helpfulness) and benign-but-scary prompts (over-refusal)")
     prefix_ks: list[int] = field([10], help="harmful-prefix lengths (tokens) for the recovery curve")
     max_new_tokens: int = field(64, help="tokens generated per evaluated answer")
+    distill_tokens: int = field(64, help="length of self-distilled answers: helpful training data, and the DeRTa "
+                                         "model's own refusals and answers its units are scored on (--full: 160)")
     n_calibration: int = field(32, help="safety and utility calibration examples for unit scores")
     first_look: str = field("harmbench", help="behaviors asked directly first, shown with the answers")
     n_first_look: int = field(8, help="how many of them (0 = skip)")
@@ -67,6 +69,7 @@ class DemoConfig:
             self.n_eval, self.n_benign, self.n_attack = max(self.n_eval, 50), 44, max(self.n_attack, 160)
             self.max_harmful_words = 0
             self.max_new_tokens, self.n_calibration, self.max_length = 96, 128, 384
+            self.distill_tokens = max(self.distill_tokens, 160)
             self.prefix_ks = sorted({0, 5, 10, 20, 40, *self.prefix_ks})
             self.attacks = list(dict.fromkeys(["benign", "harmful10", "harmful50", *self.attacks]))
             self.attack_lrs = sorted({2e-5, 5e-5, *self.attack_lrs})
@@ -148,7 +151,7 @@ def run_demo(cfg: DemoConfig) -> Path:
             write_jsonl(prompts, load_prompt_set("benign", "train")[: cfg.n_helpful]
                         + load_prompt_set("benign-scary", "train")[: cfg.n_scary])
         stages.run("self-distil helpful answers", helpful, run_distill, DistillConfig(
-            model=model, prompts=str(prompts), split="all", max_new_tokens=96 if cfg.quick else 160,
+            model=model, prompts=str(prompts), split="all", max_new_tokens=cfg.distill_tokens,
             batch_size=16, out=str(helpful)))
     helpful_n = out / "data" / "helpful_used.jsonl"
     if not helpful_n.exists():  # an answer that refuses is no helpful example
@@ -205,7 +208,8 @@ def run_demo(cfg: DemoConfig) -> Path:
     units = out / "units"
     stages.run("score units of the DeRTa model (ssah, its own refusals)", units / "scores.safetensors", score_units,
                ScoreConfig(model=derta, method="ssah", safety="own", n_safety=cfg.n_calibration,
-                           n_utility=cfg.n_calibration, out=str(units)), console)
+                           n_utility=cfg.n_calibration, distill_max_new_tokens=cfg.distill_tokens, out=str(units)),
+               console)
     stages.run("classify units", units / "unit_map.safetensors", run_classify, ClassifyConfig(scores=str(units)))
     tamper = out / "tamper"
     stages.run("fine-tuning attacks x defenses (safekeel tamper)", tamper / "summary.json", run_tamper, TamperConfig(
