@@ -127,7 +127,7 @@ def train(out: Path, name: str, arm: dict, data: Path, args) -> str:
             model=args.model, data=str(data), out=str(d), max_steps=arm.get("steps", args.steps),
             batch_size=args.batch_size, lr=arm["lr"], max_length=256, warmup_ratio=0.1, weight_decay=0.01, seed=0,
             save_steps=arm.get("steps", args.steps), rto_keep_fraction=arm["keep"], rto_target=arm["rto"],
-            objective=arm["objective"], lora=arm["lora"],
+            objective=arm["objective"], lora=arm["lora"], keep_checkpoints=False,
             resume=(d / "checkpoints").exists(), progress=False, **only)))
     return str(d / "model")
 

@@ -191,7 +191,7 @@ def run_demo(cfg: DemoConfig) -> Path:
 
     train_base = TrainConfig(model=model, max_steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
                              max_length=cfg.max_length, seed=cfg.seed, save_steps=max(cfg.steps // 2, 1),
-                             warmup_ratio=0.1, weight_decay=0.01)
+                             warmup_ratio=0.1, weight_decay=0.01, keep_checkpoints=False)
 
     def train(label: str, **kw) -> str:
         d = out / "train" / label

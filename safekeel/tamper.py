@@ -294,6 +294,7 @@ def run_tamper(cfg: TamperConfig) -> Path:
                     model=cfg.model, data=str(data[attack]), out=str(d), max_steps=cfg.steps, lr=lr,
                     batch_size=cfg.batch_size, max_length=cfg.max_length, seed=cfg.seed, warmup_ratio=0.1,
                     weight_decay=0.01, save_steps=max(cfg.steps // 2, 1), resume=(d / "checkpoints").exists(),
+                    keep_checkpoints=False,
                     **train_kwargs(defense, maps)))
                 lora = defense == "lora"
                 m = evaluate(name, cfg.model if lora else str(d / "model"), str(d / "model") if lora else None)

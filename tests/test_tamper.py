@@ -110,6 +110,7 @@ def test_tamper_end_to_end_on_tiny_model(tmp_path, tiny_dir, cli_env):
     frozen = json.loads((out / "train" / "ssah-harmful2-lr0.001" / "summary.json").read_text())
     plain = json.loads((out / "train" / "none-harmful2-lr0.001" / "summary.json").read_text())
     assert 0 < frozen["trainable_fraction"] < plain["trainable_fraction"] == 1.0
+    assert not list((out / "train").glob("*/checkpoints"))  # finished cells keep their model, not 1.6 GB checkpoints
     md = (out / "tamper.md").read_text()
     assert "| ssah | 0.001 |" in md and "Bounded worst case" in md
     # the harmful attack's prompts are not among the evaluation behaviors

@@ -62,6 +62,9 @@ class TrainConfig:
     logging_steps: int = field(1, help="log every N steps")
     save_steps: int = field(50, help="checkpoint every N steps")
     save_total_limit: int = field(2, help="checkpoints kept")
+    keep_checkpoints: bool = field(True, help="keep checkpoints/ once the final model is saved (False: delete them; "
+                                              "full fine-tuning checkpoints of a 135M model are ~1.6 GB each, with the "
+                                              "optimizer state)")
     resume: bool = field(False, help="continue from the last checkpoint in OUT/checkpoints")
     progress: bool = field(True, help="show a rich progress bar")
     freeze_units: str | None = field(None, help="unit map: keep these safety units fixed (SSAH freezing)")
@@ -247,4 +250,8 @@ def run_train(cfg: TrainConfig, callbacks: list | None = None) -> Path:
         "seconds": round(time.time() - t0, 1), "final": str(final.name),
     }
     write_json(out / "summary.json", summary)
+    if not cfg.keep_checkpoints:  # only now: a run stopped before its summary can still resume
+        import shutil
+
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
     return out
