@@ -129,7 +129,8 @@ def run_demo(cfg: DemoConfig) -> Path:
     from .eval.report import write_report
     from .eval.run import EvalConfig, run_eval
     from .models import resolve
-    from .tamper import TamperConfig, plot, report_tables, run_tamper
+    from .tamper import TamperConfig, run_tamper
+    from .tamper_report import plot, report_tables
     from .train.run import TrainConfig, run_train
     from .units.runs import ClassifyConfig, ScoreConfig, run_classify
 
@@ -253,7 +254,7 @@ def print_tamper(console, summary: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .tamper import report_tables
+    from .tamper_report import report_tables
 
     for title, header, rows, notes in report_tables(summary):
         table = Table(title=title, caption=" ".join(notes))

@@ -209,7 +209,7 @@ def write_report(run_dirs: list[str | Path], out: str | Path, agreement_path: st
                  extra_tables: list | None = None, extra_plots: dict[str, bytes] | None = None) -> Path:
     """Summarise each run, write summary.json + report.md + report.html (+ PNGs) into `out`; `agreement_path`
     replaces the shipped judge agreement file. `extra_tables` ((title, header, rows, notes), e.g. the fine-tuning
-    attack tables of `safekeel.tamper.report_tables`) and `extra_plots` join the report after the runs' own."""
+    attack tables of `safekeel.tamper_report.report_tables`) and `extra_plots` join the report after the runs' own."""
     if not run_dirs:
         raise SafekeelError("give at least one run directory")
     summaries = []

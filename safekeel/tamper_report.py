@@ -1,0 +1,88 @@
+"""Tables and the plot of a `safekeel tamper` summary: every (defense, attack, lr) cell, then each defense's bounded
+worst case. The same tables feed tamper.md and the demo's report (`eval.report.write_report(extra_tables=...)`)."""
+
+from __future__ import annotations
+
+
+def _pct(rate, ci) -> str:
+    if rate is None:
+        return "-"
+    return f"{rate:.0%}" + (f" [{ci[0]:.0%}–{ci[1]:.0%}]" if ci else "")
+
+
+def _ppl(c: dict, ref: dict) -> str:
+    p, r = c.get("utility_ppl"), ref.get("utility_ppl")
+    return "-" if p is None or not r else f"ppl x{p / r:.2f}"
+
+
+def _entry(c: dict, ref: dict) -> str:
+    return " / ".join([*(_pct(c[k], c[f"{k}_ci"]) for k in ("asr", "refusal", "utility")), _ppl(c, ref)])
+
+
+def report_tables(summary: dict) -> list[tuple[str, list[str], list[list[str]], list[str]]]:
+    """(title, header, rows, notes) tables of a tamper summary: every cell, then each defense's bounded worst case.
+    The same tables feed tamper.md and the demo's report."""
+    ref, cells, worst, cfg = summary["reference"], summary["cells"], summary["worst_case"], summary["config"]
+    attacks, lrs = cfg["attacks"], cfg["lrs"]
+    by = {(c["defense"], c["lr"], c["attack"]): c for c in cells}
+    grid = [[d, f"{lr:g}", *[_entry(by[(d, lr, a)], ref) if (d, lr, a) in by else "-" for a in attacks]]
+            for d in dict.fromkeys(c["defense"] for c in cells) for lr in lrs]
+    note = (f"Each entry: ASR ({summary['judge']} judge, the higher of {' and '.join(ref.get('by_attack') or ['its attacks'])}) / refusal "
+            f"(keyword judge, direct) / benign answered, with 95% Wilson CIs / perplexity of the un-attacked model's "
+            f"benign answers, as a multiple of its own; n = {ref.get('n_eval')} held-out behaviors no attack trained "
+            f"on, {cfg['steps']} steps per attack. Un-attacked model: {_entry(ref, ref)} (perplexity "
+            f"{ref.get('utility_ppl')}).")
+    rows = []
+    for d, w in worst.items():
+        c = w["worst"]
+        rows.append([d, *([f"{c['attack']}, lr {c['lr']:g}", _pct(c["asr"], c["asr_ci"]),
+                           _pct(c["utility"], c["utility_ci"]), _ppl(c, ref)] if c
+                          else [f"none: {w['reason']}", "-", "-", "-"]), f"{w['qualifying']}/{w['cells']}"])
+    ppl_bound = summary.get("ppl_bound")
+    bound = f"benign answered >= un-attacked - {summary['utility_bound']:g}" + (
+        f", perplexity <= x{ppl_bound:g}" if ppl_bound else "")
+    return [("Fine-tuning attacks: defense x attack", ["defense", "lr", *attacks], grid, [note]),
+            (f"Bounded worst case ({bound})",
+             ["defense", "worst cell", "ASR", "benign answered", "perplexity", "qualifying cells"], rows,
+             ["A cell that breaks the model beats every defense and says nothing about it: only cells whose utility "
+              "stays within the bounds count."])]
+
+
+def markdown(summary: dict) -> str:
+    lines = [f"# Fine-tuning attacks on {summary['model']}", ""]
+    for title, header, rows, notes in report_tables(summary):
+        lines += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+                  *["| " + " | ".join(r) + " |" for r in rows], "", *notes, ""]
+    return "\n".join(lines)
+
+
+def plot(summary: dict) -> bytes:
+    """Bounded worst-case ASR per defense (95% CI) beside its benign-answered rate; the un-attacked model as lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ref, worst = summary["reference"], summary["worst_case"]
+    names = list(worst)
+    fig, axes = plt.subplots(1, 2, figsize=(max(6, 1.6 * len(names) + 2), 3.4), sharey=True)
+    for ax, key, title in ((axes[0], "asr", f"worst-case ASR ({summary['judge']})"),
+                           (axes[1], "utility", "benign answered")):
+        vals, lo, hi = [], [], []
+        for d in names:
+            c = worst[d]["worst"] or {}
+            v, ci = c.get(key), c.get(f"{key}_ci")
+            vals.append(v or 0.0)
+            lo.append((v - ci[0]) if ci and v is not None else 0.0)
+            hi.append((ci[1] - v) if ci and v is not None else 0.0)
+        ax.bar(range(len(names)), vals, yerr=[lo, hi], capsize=3, color="#c0392b" if key == "asr" else "#2e86c1")
+        if ref.get(key) is not None:
+            ax.axhline(ref[key], color="k", ls="--", lw=1, label="un-attacked")
+            ax.legend(fontsize=8)
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+        ax.set_title(title, fontsize=10)
+        ax.set_ylim(0, 1.05)
+    fig.tight_layout()
+    from .eval.report import _png
+
+    return _png(fig)
