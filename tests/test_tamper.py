@@ -134,3 +134,12 @@ def test_missing_or_mismatched_unit_map_exits_2(tmp_path, tiny_dir, capsys):
     assert main([*base, "--unit-map", str(other), "--judge", "nope", "--out", str(tmp_path / "d")]) == 2
     assert "unknown judge 'nope'" in capsys.readouterr().err
     assert not any((tmp_path / d).exists() for d in "abcd")  # nothing written before the map is accepted
+
+
+def test_shipped_tamper_config_resolves(repo_root):
+    from safekeel.config import resolve_config
+    from safekeel.tamper import DEFENSES, TamperConfig
+
+    cfg = resolve_config(TamperConfig, yaml_path=str(repo_root / "configs" / "tamper.yaml"),
+                         overrides={"model": "m", "unit_map": "u"})
+    assert cfg.defenses == list(DEFENSES) and cfg.utility_bound == 0.10 and cfg.ppl_bound == 1.5
