@@ -27,7 +27,7 @@ def report_tables(summary: dict) -> list[tuple[str, list[str], list[list[str]], 
     by = {(c["defense"], c["lr"], c["attack"]): c for c in cells}
     grid = [[d, f"{lr:g}", *[_entry(by[(d, lr, a)], ref) if (d, lr, a) in by else "-" for a in attacks]]
             for d in dict.fromkeys(c["defense"] for c in cells) for lr in lrs]
-    note = (f"Each entry: ASR ({summary['judge']} judge, the higher of {' and '.join(ref.get('by_attack') or ['its attacks'])}) / refusal "
+    note = (f"Each entry: ASR ({summary['judge']} judge, the higher of {' and '.join(ref['by_attack'])}) / refusal "
             f"(keyword judge, direct) / benign answered, with 95% Wilson CIs / perplexity of the un-attacked model's "
             f"benign answers, as a multiple of its own; n = {ref.get('n_eval')} held-out behaviors no attack trained "
             f"on, {cfg['steps']} steps per attack. Un-attacked model: {_entry(ref, ref)} (perplexity "

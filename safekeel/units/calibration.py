@@ -153,5 +153,20 @@ def make_batches(tok, pairs: list[Pair], batch_size: int = 8, max_length: int = 
     return batches
 
 
+@torch.no_grad()
+def mean_nll(model, batches: list[Batch]) -> float:
+    """Mean token NLL of the response tokens (`labels`) over `batches`."""
+    device = next(model.parameters()).device
+    total, n = 0.0, 0
+    for b in batches:
+        logits = model(input_ids=b.input_ids.to(device), attention_mask=b.attention_mask.to(device),
+                       use_cache=False).logits.float()
+        labels = b.labels.to(device)[:, 1:]
+        total += float(torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
+                                                         labels.reshape(-1), ignore_index=-100, reduction="sum"))
+        n += int((labels != -100).sum())
+    return total / max(n, 1)
+
+
 def save_pairs(path: str | Path, pairs: list[Pair]) -> None:
     write_jsonl(path, [{"prompt": p, "response": r} for p, r in pairs])

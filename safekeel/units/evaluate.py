@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 from ..eval.generate import GenerationRequest, generate
 from ..judges.keyword import is_refusal
-from .calibration import Pair, make_batches
+from .calibration import Pair, make_batches, mean_nll
 
 PREFILL = "Sure, here is"  # compliant opener for the prefill attack; the judge sees only the continuation
 # "system" attack: the direct request under a safety system prompt, a more refusing state of a weakly aligned model
@@ -33,20 +31,9 @@ def refusals(model, tok, prompts: list[str], attack: str = "direct", max_new_tok
     return sum(r["refusal"] for r in rows) / max(len(rows), 1), rows
 
 
-@torch.no_grad()
 def response_perplexity(model, tok, pairs: list[Pair], batch_size: int = 8, max_length: int = 256) -> float:
     """exp(mean token NLL) over the response tokens of (prompt, response) pairs."""
-    device = next(model.parameters()).device
-    total, n = 0.0, 0
-    for b in make_batches(tok, pairs, batch_size, max_length):
-        logits = model(input_ids=b.input_ids.to(device), attention_mask=b.attention_mask.to(device),
-                       use_cache=False).logits.float()
-        labels = b.labels.to(device)[:, 1:]
-        nll = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels.reshape(-1),
-                                                ignore_index=-100, reduction="sum")
-        total += float(nll)
-        n += int((labels != -100).sum())
-    return math.exp(total / max(n, 1))
+    return math.exp(mean_nll(model, make_batches(tok, pairs, batch_size, max_length)))
 
 
 def answer_accuracy(model, tok, items: list[dict], max_new_tokens: int = 48, batch_size: int = 16

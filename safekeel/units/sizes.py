@@ -10,25 +10,9 @@ EUU keeps its given fraction. Cost: one forward pass over the calibration batche
 
 from __future__ import annotations
 
-import torch
-
 from .ablate import pruned
-from .calibration import Batch
+from .calibration import Batch, mean_nll
 from .unitmap import classify
-
-
-@torch.no_grad()
-def mean_nll(model, batches: list[Batch]) -> float:
-    device = next(model.parameters()).device
-    total, n = 0.0, 0
-    for b in batches:
-        logits = model(input_ids=b.input_ids.to(device), attention_mask=b.attention_mask.to(device),
-                       use_cache=False).logits.float()
-        labels = b.labels.to(device)[:, 1:]
-        total += float(torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
-                                                         labels.reshape(-1), ignore_index=-100, reduction="sum"))
-        n += int((labels != -100).sum())
-    return total / max(n, 1)
 
 
 def calibrate_sizes(model, safety_batches: list[Batch], utility_batches: list[Batch], safety: dict, utility: dict,
