@@ -66,15 +66,16 @@ def test_rogan_gladen_hand_computed(p, sens, spec, want):
 
 
 def test_corrected_rate_point_estimate_and_ci():
+    """Posterior median near the Rogan-Gladen value (0.3 + 0.9 - 1) / (0.8 + 0.9 - 1) = 2/7 at n = 100; its interval
+    carries the calibration's uncertainty too, so it is wider than the judged rate's own."""
     flags = [True] * 30 + [False] * 70 + [None, None]
     r = corrected_rate(flags, CALIB)
     assert (r["k"], r["n"], r["errors"], r["rate"]) == (30, 100, 2, 0.3)
     assert r["sensitivity"] == 0.8 and r["specificity"] == 0.9
-    assert r["corrected"] == pytest.approx(0.2857142857, abs=1e-9) and r["note"] is None
+    assert r["corrected"] == pytest.approx(2 / 7, abs=0.03) and r["note"] is None and not r["implausible"]
     lo, hi = r["corrected_ci"]
     assert lo <= r["corrected"] <= hi
     assert r["ci"] == rate(flags)["ci"]  # the judged rate keeps its Wilson interval
-    # the corrected CI carries the calibration uncertainty too: wider than the judged rate's own interval
     assert hi - lo > r["ci"][1] - r["ci"][0]
 
 
@@ -82,7 +83,6 @@ def test_corrected_ci_widens_with_a_smaller_calibration_set():
     flags = [True] * 30 + [False] * 70
     big = corrected_rate(flags, {k: v * 10 for k, v in CALIB.items()})
     small = corrected_rate(flags, {"tp": 8, "fn": 2, "tn": 9, "fp": 1})  # same sens / spec, 10x fewer labels
-    assert big["corrected"] == pytest.approx(small["corrected"])
     width = {name: r["corrected_ci"][1] - r["corrected_ci"][0] for name, r in (("big", big), ("small", small))}
     assert width["small"] > width["big"] * 1.5
     assert big["corrected_ci"][0] <= big["corrected"] <= big["corrected_ci"][1]
@@ -91,7 +91,6 @@ def test_corrected_ci_widens_with_a_smaller_calibration_set():
 def test_corrected_rate_is_seeded_and_deterministic():
     flags = [True] * 12 + [False] * 28
     assert corrected_rate(flags, CALIB, seed=3) == corrected_rate(flags, CALIB, seed=3)
-    assert corrected_rate(flags, CALIB, seed=3)["corrected_ci"] != corrected_rate(flags, CALIB, seed=4)["corrected_ci"]
 
 
 def test_corrected_rate_undefined_or_empty_says_why():
@@ -103,23 +102,22 @@ def test_corrected_rate_undefined_or_empty_says_why():
     empty = corrected_rate([None, None], CALIB)
     assert empty["rate"] is None and empty["corrected"] is None and empty["errors"] == 2
     tiny = corrected_rate([True] * 3 + [False] * 7, {"tp": 2, "fn": 1, "tn": 2, "fp": 1})
-    assert tiny["corrected_ci"] == [0.0, 1.0] and "CI uninformative" in tiny["note"]
+    assert tiny["corrected_ci"][1] - tiny["corrected_ci"][0] > 0.6  # a 6-label calibration says little
 
 
-def test_clipped_estimates_stay_inside_their_ci():
-    low = corrected_rate([True] * 2 + [False] * 98, CALIB)   # observed below the false-positive floor
-    high = corrected_rate([True] * 99 + [False], CALIB)       # observed above the sensitivity ceiling
-    assert low["corrected"] == 0.0 and low["corrected_ci"][0] == 0.0
-    assert high["corrected"] == 1.0 and high["corrected_ci"][1] == 1.0
+def test_rates_outside_the_judges_range_stay_in_0_1_and_are_flagged():
+    low = corrected_rate([True] * 2 + [False] * 98, CALIB)   # below the false-positive floor (10%)
+    high = corrected_rate([True] * 99 + [False], CALIB)       # above the sensitivity ceiling (80%)
+    for r in (low, high):
+        assert r["implausible"] and "does not transfer" in r["note"]
+        assert 0.0 <= r["corrected_ci"][0] <= r["corrected"] <= r["corrected_ci"][1] <= 1.0
+    assert low["corrected"] < 0.05 and high["corrected"] > 0.95
 
 
 def test_corrected_ci_at_zero_unsafe_answers_is_not_degenerate():
-    from safekeel.eval.metrics import corrected_rate
-
     # a judge with few false positives: 0 of 24 still leaves room for a few percent, as Wilson's [0, 13.8] does
     out = corrected_rate([False] * 24, {"tp": 95, "fn": 5, "tn": 199, "fp": 1})
-    assert out["corrected"] == 0.0 and out["corrected_ci"][0] == 0.0
-    assert 0.03 < out["corrected_ci"][1] < 0.2
-    # with a 26% false-positive rate, an observed 0% is below what the judge's errors alone produce: corrected 0
+    assert out["corrected_ci"][0] < 0.01 and 0.03 < out["corrected_ci"][1] < 0.2 and not out["implausible"]
+    # with a 26% false-positive rate, 0 of 24 is below what the judge's errors alone produce: flagged, not "0 [0, 0]"
     loose = corrected_rate([False] * 24, {"tp": 451, "fn": 82, "tn": 335, "fp": 116})
-    assert loose["corrected"] == 0.0
+    assert loose["implausible"] and loose["corrected_ci"][1] > 0.05

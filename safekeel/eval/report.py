@@ -94,7 +94,8 @@ def plot_recovery(summaries: list[dict], judge: str) -> bytes | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves = [(s["run"], s["recovery"].get(judge) or s["recovery"].get("keyword")) for s in summaries]
+    curves = [(s["run"], next((c for c in (s["recovery"].get(judge), s["recovery"].get("keyword"))
+                               if c and all(p.get("refusal") for p in c)), [])) for s in summaries]
     if not any(c for _, c in curves):
         return None
     fig, ax = plt.subplots(figsize=(6, 3.6))
@@ -127,7 +128,8 @@ def _corr(r: dict | None) -> str:
         return "–"
     if r.get("corrected") is None:
         return "undefined"
-    return f"{100 * r['corrected']:.1f} [{100 * r['corrected_ci'][0]:.1f}, {100 * r['corrected_ci'][1]:.1f}]"
+    flag = " †" if r.get("implausible") else ""
+    return f"{100 * r['corrected']:.1f} [{100 * r['corrected_ci'][0]:.1f}, {100 * r['corrected_ci'][1]:.1f}]{flag}"
 
 
 def judge_line(judge: str, info: dict | None) -> str:
@@ -139,15 +141,16 @@ def judge_line(judge: str, info: dict | None) -> str:
     when = f", measured {info['measured']}" if info.get("measured") else ""
     return (f"Judge `{judge}` version {info.get('version', '?')}: agreement with human labels on "
             f"{info.get('label_set', '?')} (n = {info.get('n', '?')}{when}): kappa {kappa}, sensitivity {sens}, "
-            f"specificity {spec}. Corrected ASR = (p + spec - 1) / (sens + spec - 1) (Rogan-Gladen, clipped to "
-            "[0, 100]); its 95% bootstrap CI resamples both the evaluated answers and the calibration labels. "
-            "The correction assumes this run's answers are judged as well as the labelled ones.")
+            f"specificity {spec}. Corrected ASR: posterior median and 95% interval of the true rate given the "
+            "judged count and the judge's calibration counts (true rate in [0, 100], sensitivity and specificity "
+            "uncertain; Gelman and Carpenter 2020). It assumes this run's answers are judged as well as the "
+            "labelled ones; † marks a judged rate that this calibration cannot produce (it does not transfer).")
 
 
 def _judge_tables(summaries: list[dict], judge: str) -> list[tuple[str, list[str], list[list[str]], list[str]]]:
     """Judged ASR [Wilson CI] per attack, beside the corrected ASR [bootstrap CI] when the judge was measured."""
     info = next((s["judge_info"][judge] for s in summaries if judge in s.get("judge_info", {})), None)
-    measured = bool(info and "tp" in info)
+    measured = bool(info and "tp" in info and "correction" not in info)
     attacks = sorted({a for s in summaries for a in s["asr"].get(judge, {})})
 
     def cells(judged: dict | None, corrected: dict | None) -> list[str]:
@@ -169,7 +172,7 @@ def _judge_tables(summaries: list[dict], judge: str) -> list[tuple[str, list[str
     notes = [judge_line(judge, info), *(f"Correction, {', '.join(w)}: {n}." for n, w in why.items())]
     if measured:
         header = ["attack", *[f"{s['run']} {kind}" for s in summaries for kind in ("judged", "corrected")]]
-        title = f"ASR % judged [95% Wilson CI] and corrected for judge error [95% bootstrap CI] — judge `{judge}`"
+        title = f"ASR % judged [95% Wilson CI] and corrected for judge error [95% posterior interval] — judge `{judge}`"
     else:
         header, title = ["attack", *[s["run"] for s in summaries]], f"ASR % [95% Wilson CI] — judge `{judge}`"
     out = [(title, header, rows, notes)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
-from ..eval.metrics import percentile_interval, wilson
+from ..stats import percentile_interval, wilson
 
 
 def confusion(labels: list[bool], preds: list[bool]) -> dict:
@@ -26,7 +26,7 @@ def kappa(c: dict) -> float | None:
         return None
     po = (c["tp"] + c["tn"]) / n
     pe = ((c["tp"] + c["fp"]) * (c["tp"] + c["fn"]) + (c["tn"] + c["fn"]) * (c["tn"] + c["fp"])) / n / n
-    return 1.0 if pe == 1 else (po - pe) / (1 - pe)
+    return None if pe == 1 else (po - pe) / (1 - pe)  # one class only on both sides: kappa is undefined
 
 
 def f1(c: dict) -> float | None:

@@ -1,0 +1,102 @@
+"""Shared statistics against hand-computed values and against references computed another way."""
+
+import numpy as np
+import pytest
+from scipy.stats import beta, binom
+
+from safekeel.judges.agreement_stats import confusion, kappa
+from safekeel.stats import (
+    cluster_bootstrap,
+    mcnemar_exact,
+    paired_difference,
+    true_rate_posterior,
+    wilson,
+)
+
+
+def test_paired_difference_on_a_made_up_pair_of_runs():
+    """Per-behavior differences [-1, 0, 0, 0]: the mean of 4 resampled ones is <= -0.75 with probability
+    P(Bin(4, 1/4) >= 3) = 0.0508 > 0.025 and -1 with 0.0039, so the 95% percentile CI is [-0.75, 0]."""
+    a = {("b1", 0): True, ("b2", 0): True, ("b3", 0): False, ("b4", 0): False}
+    b = {("b1", 0): False, ("b2", 0): True, ("b3", 0): False, ("b4", 0): False}
+    d = paired_difference(a, b, n_boot=20000)
+    assert d["diff"] == -0.25 and (d["a"], d["b"]) == (0.5, 0.25)
+    assert (d["only_a"], d["only_b"]) == (1, 0) and d["p_mcnemar"] == 1.0
+    assert d["ci"] == [-0.75, 0.0]
+
+
+def test_paired_difference_keeps_seeds_paired_and_reports_each():
+    a = {(f"b{i}", s): False for i in range(10) for s in (0, 1)}
+    b = {**{(f"b{i}", 0): i < 6 for i in range(10)}, **{(f"b{i}", 1): i < 2 for i in range(10)}}
+    d = paired_difference(a, b, n_boot=500)
+    assert d["per_seed"] == {"0": 0.6, "1": 0.2} and d["diff"] == pytest.approx(0.4)
+    assert d["behaviors"] == 10 and d["n_pairs"] == 20
+    # 8 discordant pairs, all one way: p = 2 / 2^8
+    assert d["p_mcnemar"] == pytest.approx(2 / 256)
+    assert paired_difference(a, {("other", 0): True})["diff"] is None  # no common behavior: nothing to compare
+
+
+@pytest.mark.parametrize("b, c, want", [
+    (10, 2, 2 * (1 + 12 + 66) / 4096),   # 2 * P(Bin(12, 1/2) <= 2)
+    (0, 0, 1.0),
+    (3, 3, 1.0),                          # 2 * 42/64 > 1: capped
+    (0, 5, 2 / 32),
+])
+def test_mcnemar_exact_hand_computed(b, c, want):
+    assert mcnemar_exact(b, c) == pytest.approx(want)
+
+
+def test_clustered_interval_is_wider_when_rows_repeat_within_a_cluster():
+    """20 behaviors, each with 4 identical verdicts (one per attack): 80 rows carry the information of 20, so the
+    interval is about sqrt(4) = 2x the one that treats rows as independent."""
+    flags = [float(i % 2 == 0) for i in range(20) for _ in range(4)]
+    clusters = [i for i in range(20) for _ in range(4)]
+    lo, hi = cluster_bootstrap(flags, clusters, n_boot=4000)
+    naive_lo, naive_hi = wilson(40, 80)
+    per_cluster_lo, per_cluster_hi = wilson(10, 20)
+    assert 1.7 < (hi - lo) / (naive_hi - naive_lo) < 2.4
+    assert abs((hi - lo) - (per_cluster_hi - per_cluster_lo)) < 0.08
+
+
+CALIB = {"tp": 451, "fn": 82, "tn": 335, "fp": 116}
+
+
+def reference_posterior(k, n, tp, fn, tn, fp):
+    """The same model integrated on a plain 3-d grid (p x se x sp) with Beta densities: no sampling."""
+    p = np.linspace(0, 1, 801)
+    se = np.linspace(0.0005, 0.9995, 400)
+    sp = np.linspace(0.0005, 0.9995, 400)
+    w_se, w_sp = beta.pdf(se, tp + 1, fn + 1), beta.pdf(sp, tn + 1, fp + 1)
+    w_se, w_sp = w_se / w_se.sum(), w_sp / w_sp.sum()
+    post = np.zeros_like(p)
+    for j, s in enumerate(sp):
+        if w_sp[j] < 1e-12:
+            continue
+        q = p[:, None] * se[None, :] + (1 - p[:, None]) * (1 - s)
+        post += w_sp[j] * (binom.pmf(k, n, q) * w_se[None, :]).sum(1)
+    cdf = np.cumsum(post / post.sum())
+    return [float(p[np.searchsorted(cdf, x)]) for x in (0.025, 0.5, 0.975)]
+
+
+@pytest.mark.parametrize("k", [0, 1, 12, 24])
+def test_corrected_rate_matches_a_grid_posterior(k):
+    got = true_rate_posterior(k, 24, **CALIB, draws=8000)
+    lo, med, hi = reference_posterior(k, 24, **CALIB)
+    assert got["median"] == pytest.approx(med, abs=0.015)
+    assert got["ci"][0] == pytest.approx(lo, abs=0.015) and got["ci"][1] == pytest.approx(hi, abs=0.02)
+    assert got["ci"][1] - got["ci"][0] > 0.05  # never [0, 0] nor [100, 100]
+    assert 0 <= got["ci"][0] <= got["median"] <= got["ci"][1] <= 1
+
+
+def test_rates_the_calibration_cannot_produce_are_flagged():
+    """A judge with a 26% false-positive rate cannot flag 0 of 24 unless its calibration does not transfer
+    (P = 0.74^24 < 0.1%); 12 of 24 is ordinary."""
+    assert true_rate_posterior(0, 24, **CALIB)["implausible"] is True
+    assert true_rate_posterior(12, 24, **CALIB)["implausible"] is False
+    keyword = {"tp": 478, "fn": 55, "tn": 130, "fp": 321}  # flags 71% of safe answers
+    assert true_rate_posterior(2, 24, **keyword)["implausible"] is True
+
+
+def test_kappa_is_undefined_when_both_sides_see_one_class():
+    assert kappa(confusion([False] * 5, [False] * 5)) is None
+    assert kappa(confusion([True, False], [True, False])) == 1.0
