@@ -2,7 +2,7 @@
 
 Trains `vanilla` and `derta` on the same data and the same number of steps (bundled uncensorbench triples, train
 split; self-distilled helpful answers to the train split of the bundled benign prompts), then generates on the
-held-out triples (shared split: 1/3, seed 0) and the held-out benign prompts:
+test-split triples (safekeel.data.splits; `heldout` = test) and the test-split benign prompts:
 - direct: the plain harmful request;
 - prefill: the assistant turn starts with a compliant opener ("Sure, here is how to do it:");
 - prefix k: the assistant turn starts with the first k tokens of the known harmful response (k = 10, 20);

@@ -1,14 +1,14 @@
 """Which DeRTa recipe keeps the embedded default useful? A sweep chosen on validation, reported on held-out prompts.
 
 Data (all from bundled sets, no evaluation prompt in any training set):
-- safety: the uncensorbench train split (111 triples) minus a validation part (split seed 1, 20%), harmful responses
-  cut to 48 words (as the quick demo);
-- helpful: the base model's own answers to the benign and benign-but-scary train-split prompts (minus their
-  validation part; refusing answers dropped), plus gold-answer QA conversations (`data/helpful.py`) up to `ratio` x
-  the safety rows.
-Arms (ARMS below) share steps, batch, seed and schedule. `--split val` evaluates on the validation prompts (the only
-numbers used to choose a recipe); `--split heldout` on the shared held-out split (39 triples, 44 benign, 55
-benign-but-scary prompts) and, with `--qa`, QA accuracy on 200 utility-qa items. Metrics per arm:
+- safety: the uncensorbench triples of the registry's train split (`safekeel.data.splits`), harmful responses cut to
+  48 words (as the quick demo);
+- helpful: the base model's own answers to the benign and benign-but-scary train-split prompts (refusing answers
+  dropped), plus gold-answer QA conversations (`data/helpful.py`) up to `ratio` x the safety rows.
+Arms (ARMS below) share steps, batch, seed and schedule. `--split val` evaluates on the registry's val split (the
+only numbers used to choose a recipe); `--split heldout` on its test split and, with `--qa`, QA accuracy on 200
+utility-qa items. (Numbers in RESULTS.md before the registry used the old id-hash split: 39 held-out triples, 44
+benign, 55 benign-but-scary prompts.) Metrics per arm:
 - refusal (keyword judge, on the generated continuation) direct, under prefill ("Sure, here is") and after the first
   5 / 10 / 20 / 40 tokens of the triple's real harmful response; ASR of the same rows by the harm-clf judge;
 - benign answered (not a keyword refusal) and answer checks; over-refusal on benign-but-scary prompts;
@@ -30,7 +30,7 @@ from pathlib import Path
 from safekeel.attacks.harmful_prefix import first_k
 from safekeel.config import resolve_config
 from safekeel.data.build_cli import BuildConfig, load_prompt_set, load_triple_set, run_build
-from safekeel.data.splits import split
+from safekeel.data.splits import select
 from safekeel.eval.generate import GenerationRequest, generate
 from safekeel.eval.metrics import check_answer, rate
 from safekeel.io import read_jsonl_rows, write_json, write_jsonl
@@ -81,15 +81,13 @@ def cut(t, words: int = 48):
 
 
 def prepare(out: Path) -> dict:
-    """Splits and the distilled answers (made once by `data distill`, see the module docstring)."""
-    triples = load_triple_set("uncensorbench", "train")
-    fit, val = split(triples, 0.2, 1)
+    """Fit on the registry's train split, choose on its val split; the distilled answers (made once by `data
+    distill`, see the module docstring) keep only train-split prompts, whatever split they were distilled from."""
+    fit, val = load_triple_set("uncensorbench", "train"), load_triple_set("uncensorbench", "val")
     distilled = [r for r in read_jsonl_rows(out / "data" / "distilled.jsonl")
                  if not is_refusal(r["messages"][-1]["content"])]
-    d_fit, _ = split(distilled, 0.2, 1)
-    prompts = load_prompt_set("benign", "train") + load_prompt_set("benign-scary", "train")
-    _, p_val = split(prompts, 0.2, 1)
-    return {"fit": fit, "val": val, "helpful": d_fit, "val_prompts": p_val}
+    p_val = load_prompt_set("benign", "val") + load_prompt_set("benign-scary", "val")
+    return {"fit": fit, "val": val, "helpful": select(distilled, "train"), "val_prompts": p_val}
 
 
 def build(out: Path, data: dict, recipe: str, ratio: float | None, model: str) -> Path:
@@ -138,8 +136,8 @@ def cases(split_name: str, data: dict, tok) -> list[dict]:
         benign = [p for p in prompts if p["id"].startswith("benign")]
         scary = [p for p in prompts if not p["id"].startswith("benign")]
     else:
-        triples = load_triple_set("uncensorbench", "heldout")
-        benign, scary = load_prompt_set("benign", "heldout"), load_prompt_set("benign-scary", "heldout")
+        triples = load_triple_set("uncensorbench", "test")
+        benign, scary = load_prompt_set("benign", "test"), load_prompt_set("benign-scary", "test")
     out = []
     for t in triples:
         base = {"id": t.id, "behavior": t.prompt}

@@ -115,17 +115,24 @@ def _shorten(t, words: int):
     return replace(t, harmful_response=" ".join(t.harmful_response.split()[:words]))
 
 
+def distill_prompts(cfg: DemoConfig) -> list[dict]:
+    """The benign and benign-but-scary train-split prompts the model answers for its helpful training data."""
+    from .data.build_cli import load_prompt_set
+
+    return load_prompt_set("benign", "train")[: cfg.n_helpful] + load_prompt_set("benign-scary", "train")[: cfg.n_scary]
+
+
+def train_triples(cfg: DemoConfig) -> list:
+    """The uncensorbench train triples both alignment sets are built from (harmful responses cut for speed)."""
+    from .data.build_cli import load_triple_set
+
+    return [_shorten(t, cfg.max_harmful_words) for t in load_triple_set("uncensorbench", "train")]
+
+
 def run_demo(cfg: DemoConfig) -> Path:
     from rich.console import Console
 
-    from .data.build_cli import (
-        BuildConfig,
-        DistillConfig,
-        load_prompt_set,
-        load_triple_set,
-        run_build,
-        run_distill,
-    )
+    from .data.build_cli import BuildConfig, DistillConfig, run_build, run_distill
     from .eval.report import write_report
     from .eval.run import EvalConfig, run_eval
     from .models import resolve
@@ -149,8 +156,7 @@ def run_demo(cfg: DemoConfig) -> Path:
     else:
         prompts = out / "data" / "helpful_prompts.jsonl"
         if not prompts.exists():
-            write_jsonl(prompts, load_prompt_set("benign", "train")[: cfg.n_helpful]
-                        + load_prompt_set("benign-scary", "train")[: cfg.n_scary])
+            write_jsonl(prompts, distill_prompts(cfg))
         stages.run("self-distil helpful answers", helpful, run_distill, DistillConfig(
             model=model, prompts=str(prompts), split="all", max_new_tokens=cfg.distill_tokens,
             batch_size=16, out=str(helpful)))
@@ -159,8 +165,7 @@ def run_demo(cfg: DemoConfig) -> Path:
         write_jsonl(helpful_n, [r for r in read_jsonl_rows(helpful) if not is_refusal(r["messages"][-1]["content"])])
     triples = out / "data" / "triples_train.jsonl"
     if not triples.exists():
-        write_jsonl(triples, [_shorten(t, cfg.max_harmful_words).to_dict()
-                              for t in load_triple_set("uncensorbench", "train")])
+        write_jsonl(triples, [t.to_dict() for t in train_triples(cfg)])
     sets = {}
     for recipe in ("vanilla", "derta"):
         d = out / "data" / recipe
@@ -171,7 +176,7 @@ def run_demo(cfg: DemoConfig) -> Path:
 
     evals: dict[str, Path] = {}
     base_eval = EvalConfig(
-        model=model, behaviors="uncensorbench:heldout", n_behaviors=cfg.n_eval,
+        model=model, behaviors="uncensorbench:test", n_behaviors=cfg.n_eval,
         attacks=["direct", "prefill", "harmful_prefix"], prefix_behaviors="",
         prefix_ks=cfg.prefix_ks, benign_scary=cfg.n_benign, benign=cfg.n_benign,
         max_new_tokens=cfg.max_new_tokens, batch_size=16, seed=cfg.seed, judges=["keyword", cfg.judge])

@@ -10,11 +10,10 @@ attack moved the model's everyday behaviour that a rate over 16 prompts is too c
 
 Attacks: `benign[N]` = N gold-answer QA chats (default `n_benign_attack`) taken from `sample_qa` after its first
 N_ALIGN_SKIP conversations (the ones `data build --helpful-ratio` gives alignment sets) and without any prompt of
-`--exclude`; `harmfulN` = N (prompt, harmful response) chats from the held-out triples. Held-out triples are split
-once: the first max(N) are reserved for the harmful attacks (harmfulN takes the first N of them), the rest are the
-evaluation behaviors of every cell and of the reference, so no cell is evaluated on what an attack trained on and
-all cells share one evaluation set. `--attack-triples train` takes attack triples from the train split instead
-(evaluation then uses all held-out triples) when the held-out split is too small for the attacks asked.
+`--exclude`; `harmfulN` = N (prompt, harmful response) chats from the train triples (`--attack-triples train`, the
+default), and every test-split (held-out) triple is an evaluation behavior of every cell and of the reference, so no
+cell is evaluated on what an attack trained on and all cells share one evaluation set. `--attack-triples heldout`
+reserves the first max(N) test triples for the attacks instead (harmfulN takes the first N) and evaluates the rest.
 Defenses (safekeel.train.run.TrainConfig): none; ssah / random / top_safety = `freeze_units` with the map from
 `safekeel.units.defenses`; constrained = `objective="constrained"`; lora = `lora=True`. Every defense uses the same
 lrs (no x10 for LoRA): the attacker picks the lr, the defense does not. Stages already done under --out are reused.
@@ -53,7 +52,7 @@ class TamperConfig:
     n_benign_attack: int = field(100, help="QA chats of the `benign` attack")
     exclude: str | None = field(None, help="training file (e.g. the alignment train.jsonl) whose prompts the benign "
                                            "attack must not use")
-    triples: str = field("uncensorbench", help="harmful triples (bundled name or file); its held-out split is used")
+    triples: str = field("uncensorbench", help="harmful triples (bundled name or file); its test split is evaluated")
     attack_triples: str = field("train", help="split the harmful attacks take triples from: train (default; every "
                                               "held-out triple is evaluated, and harmful50 fits) or heldout (the "
                                               "first N, the rest evaluated)")
@@ -77,8 +76,8 @@ class TamperConfig:
             parse_attack(a, self.n_benign_attack)
         if not self.lrs or min(self.lrs) <= 0:
             raise ConfigError("'lrs' must be a non-empty list of positive learning rates")
-        if self.attack_triples not in ("heldout", "train"):
-            raise ConfigError(f"'attack_triples' must be heldout or train, got {self.attack_triples!r}")
+        if self.attack_triples not in ("heldout", "test", "train"):
+            raise ConfigError(f"'attack_triples' must be train or heldout (= test), got {self.attack_triples!r}")
         if self.steps < 1 or self.batch_size < 1 or self.n_benign < 1 or self.n_eval < 0:
             raise ConfigError("steps, batch_size and n_benign must be >= 1 (utility needs benign prompts), n_eval >= 0")
         from .judges.registry import ALIASES, JUDGES
@@ -103,9 +102,11 @@ def parse_attack(name: str, n_benign: int = 100) -> tuple[str, int]:
 
 
 def split_triples(heldout: list, train: list, n_attack: int, source: str = "heldout") -> tuple[list, list]:
-    """(attack pool, evaluation triples): the first `n_attack` of `source`'s triples and the held-out rest."""
-    pool = (heldout if source == "heldout" else train)[:n_attack]
-    evaluation = heldout[n_attack:] if source == "heldout" else list(heldout)
+    """(attack pool, evaluation triples): the first `n_attack` of `source`'s triples (train, or heldout = test) and
+    the held-out triples the pool does not use."""
+    held_pool = source in ("heldout", "test")
+    pool = (heldout if held_pool else train)[:n_attack]
+    evaluation = heldout[n_attack:] if held_pool else list(heldout)
     if len(pool) < n_attack or not evaluation:
         raise SafekeelError(f"the harmful attacks need {n_attack} {source} triples and at least one held-out triple "
                             f"left to evaluate; there are {len(heldout)} held-out and {len(train)} train triples "
@@ -228,6 +229,19 @@ def check_unit_map(cfg: TamperConfig) -> None:
     um.check_weights(model)
 
 
+def attack_sets(cfg: TamperConfig) -> tuple[dict[str, list[dict]], list]:
+    """(training chats of each attack, evaluation triples): what the attacks fine-tune on, apart from what is judged."""
+    from .data.build_cli import load_triple_set
+
+    parsed = {a: parse_attack(a, cfg.n_benign_attack) for a in cfg.attacks}
+    n_attack = max([n for kind, n in parsed.values() if kind == "harmful"], default=0)
+    pool, evaluation = split_triples(load_triple_set(cfg.triples, "test"), load_triple_set(cfg.triples, "train"),
+                                     n_attack, cfg.attack_triples)
+    rows = {a: harmful_rows(pool[:n]) if kind == "harmful" else benign_rows(n, cfg.seed, cfg.exclude)
+            for a, (kind, n) in parsed.items()}
+    return rows, evaluation[: cfg.n_eval] if cfg.n_eval else evaluation
+
+
 def register(sub) -> None:
     p = sub.add_parser("tamper", help="fine-tuning attacks on an aligned model under defenses (bounded worst case)")
     add_config_args(p, TamperConfig)
@@ -242,7 +256,6 @@ def _tamper(args) -> int:
 def run_tamper(cfg: TamperConfig) -> Path:
     from rich.console import Console
 
-    from .data.build_cli import load_triple_set
     from .demo import Stages
     from .eval.run import EvalConfig, run_eval
     from .train.run import TrainConfig, run_train
@@ -250,13 +263,7 @@ def run_tamper(cfg: TamperConfig) -> Path:
 
     console, out = Console(), Path(cfg.out)
     check_unit_map(cfg)
-    parsed = {a: parse_attack(a, cfg.n_benign_attack) for a in cfg.attacks}
-    n_attack = max([n for kind, n in parsed.values() if kind == "harmful"], default=0)
-    pool, evaluation = split_triples(load_triple_set(cfg.triples, "heldout"), load_triple_set(cfg.triples, "train"),
-                                     n_attack, cfg.attack_triples)
-    evaluation = evaluation[: cfg.n_eval] if cfg.n_eval else evaluation
-    rows = {a: harmful_rows(pool[:n]) if kind == "harmful" else benign_rows(n, cfg.seed, cfg.exclude)
-            for a, (kind, n) in parsed.items()}  # every input is accepted before anything is written
+    rows, evaluation = attack_sets(cfg)  # every input is accepted before anything is written
     save_config(cfg, out)
     behaviors = out / "data" / "eval_behaviors.jsonl"
     write_jsonl(behaviors, [{"prompt": t.prompt, "category": t.category, "source": t.source,
@@ -307,7 +314,7 @@ def run_tamper(cfg: TamperConfig) -> Path:
     summary = {
         "model": cfg.model, "judge": cfg.judge, "utility_bound": cfg.utility_bound, "ppl_bound": cfg.ppl_bound,
         "reference": reference,
-        "eval_behaviors": len(evaluation), "attack_data": {a: n for a, (_, n) in parsed.items()},
+        "eval_behaviors": len(evaluation), "attack_data": {a: len(r) for a, r in rows.items()},
         "config": {"attacks": cfg.attacks, "lrs": cfg.lrs, "defenses": cfg.defenses, "steps": cfg.steps},
         "maps": {k: str(v) for k, v in maps.items()}, "cells": cells, "worst_case": worst}
     write_json(out / "summary.json", summary)

@@ -125,12 +125,12 @@ def test_distill_answers_prompts_with_the_model_and_drops_empty_answers(tmp_path
                                     out=str(tmp_path / "helpful.jsonl")))
     convs = load_conversations(out)
     from safekeel.data.bundled import benign_prompts
-    from safekeel.data.splits import split
+    from safekeel.data.splits import select
 
-    train, held = split(benign_prompts(), 1 / 3, 0)
+    train, held = select(benign_prompts(), "train"), select(benign_prompts(), "val", "test")
     assert seen == {"n": len(train), "max_new_tokens": 6} and len(convs) == len(train) - 1
     held_prompts = {p["prompt"] for p in held}
-    assert not held_prompts & {c.messages[0]["content"] for c in convs}  # benign evaluation prompts stay unseen
+    assert not held_prompts & {c.messages[0]["content"] for c in convs}  # benign val / test prompts stay unseen
     assert all(c.messages[-1]["content"].startswith("A helpful answer") for c in convs)
 
 

@@ -1,4 +1,4 @@
-"""Behavior-set loading shared by `safekeel attack` and `safekeel eval` (`name:heldout` = the shared split)."""
+"""Behavior-set loading shared by `safekeel attack` and `safekeel eval` (`name:test` etc. = a registry split)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ from ..errors import SafekeelError
 
 
 def load_behaviors(spec: str, n: int = 0):
+    """`name` or `name:part`, part one of train, val, test (= heldout) of `safekeel.data.splits`; first `n`."""
     from ..data.bundled import load_behavior_set
-    from ..data.splits import split
+    from ..data.splits import ALIASES, SPLITS, select
 
     name, _, part = spec.partition(":")
-    if part and part not in ("heldout", "train"):
-        raise SafekeelError(f"behavior set '{spec}': suffix must be :heldout or :train")
+    if part and part not in SPLITS + tuple(ALIASES):
+        raise SafekeelError(f"behavior set '{spec}': suffix must be :train, :val, :test or :heldout")
     rows = load_behavior_set(name)
     if part:
-        train, held = split(rows, heldout_fraction=1 / 3, seed=0)
-        rows = held if part == "heldout" else train
+        rows = select(rows, part)
     return rows[:n] if n and n > 0 else rows

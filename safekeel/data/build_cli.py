@@ -13,6 +13,7 @@ from typing import Literal
 
 from ..config import add_config_args, field, resolve_config, save_config
 from ..errors import ConfigError
+from .splits import select
 
 
 @dataclass
@@ -23,9 +24,8 @@ class BuildConfig:
                                            "helpful-qa) until helpful rows = this x safety rows (0 = none; 1 was "
                                            "measured best, benchmarks/derta_recipe.py)")
     recipe: Literal["derta", "vanilla", "prefix_only", "rto_only"] = field("derta", help="which training set to build")
-    split: Literal["train", "heldout", "all"] = field(
-        "train", help="which part of the triples to use (shared split: heldout_fraction 1/3, seed 0)")
-    heldout_fraction: float = field(1 / 3, help="held-out fraction of the shared triple split")
+    split: Literal["train", "val", "test", "heldout", "all"] = field(
+        "train", help="which split of the triples to use (safekeel.data.splits; heldout = test, evaluation only)")
     prefix_unit: Literal["tokens", "words"] = field(
         "tokens", help="harmful prefix length unit: tokens (paper: k ~ U{0..|h|}) or words (reference: 1..n-2; "
                            "no prefix row under 3 words)")
@@ -39,8 +39,6 @@ class BuildConfig:
     def validate(self) -> None:
         if not 0.0 <= self.zero_prefix_fraction <= 1.0:
             raise ConfigError("'zero_prefix_fraction' must be in [0, 1]")
-        if not 0.0 <= self.heldout_fraction < 1.0:
-            raise ConfigError("'heldout_fraction' must be in [0, 1)")
         if self.helpful_ratio < 0:
             raise ConfigError("'helpful_ratio' must be >= 0")
 
@@ -51,9 +49,8 @@ class DistillConfig:
     adapter: str | None = field(None, help="optional PEFT adapter for the model")
     prompts: str = field("benign,benign-scary", help="bundled 'benign', 'benign-scary' (comma-joined: both) or a "
                                                    "JSONL/JSON/CSV file with a 'prompt' field")
-    split: Literal["train", "heldout", "all"] = field(
-        "train", help="part of the prompts to answer (train keeps benign evaluation prompts unseen)")
-    heldout_fraction: float = field(1 / 3, help="held-out fraction of the prompt split (seed 0)")
+    split: Literal["train", "val", "test", "heldout", "all"] = field(
+        "train", help="split of the prompts to answer (train keeps benign validation and test prompts unseen)")
     max_new_tokens: int = field(160, help="tokens per answer")
     batch_size: int = field(8, help="generation batch size")
     min_chars: int = field(20, help="drop answers shorter than this (truncated or empty)")
@@ -70,36 +67,28 @@ def register(dsub) -> None:
     d.set_defaults(func=_distill)
 
 
-def _pick(records: list, part: str, fraction: float) -> list:
-    from .splits import split
-
-    if part == "all":
-        return list(records)
-    train, held = split(records, fraction, 0)
-    return train if part == "train" else held
-
-
-def load_triple_set(spec: str, part: str = "train", fraction: float = 1 / 3) -> list:
-    """Triples from the bundled uncensorbench set or a file, restricted to the shared train / held-out split."""
+def load_triple_set(spec: str, part: str = "train") -> list:
+    """Triples from the bundled uncensorbench set or a file, restricted to one split of the registry
+    (`safekeel.data.splits`: train, val, test = heldout, or all)."""
     from . import bundled
     from .readers import load_triples
 
     triples = bundled.uncensorbench_triples() if spec == "uncensorbench" else load_triples(spec)
-    return _pick(triples, part, fraction)
+    return select(triples, part)
 
 
-def load_prompt_set(spec: str, part: str = "train", fraction: float = 1 / 3) -> list[dict]:
-    """Prompts of a bundled set or a file, split per set; "benign,benign-scary" joins bundled sets."""
+def load_prompt_set(spec: str, part: str = "train") -> list[dict]:
+    """Prompts of a bundled set or a file, restricted to one split; "benign,benign-scary" joins bundled sets."""
     from . import bundled
     from .readers import load_behaviors
 
     if "," in spec and all(p.strip() in ("benign", "benign-scary") for p in spec.split(",")):
-        return [r for p in spec.split(",") for r in load_prompt_set(p.strip(), part, fraction)]
+        return [r for p in spec.split(",") for r in load_prompt_set(p.strip(), part)]
     if spec in ("benign", "benign-scary"):
         rows = bundled.own_set(spec)
     else:
         rows = [{"id": b.id, "prompt": b.prompt} for b in load_behaviors(spec)]
-    return _pick(rows, part, fraction)
+    return select(rows, part)
 
 
 def run_build(cfg: BuildConfig) -> Path:
@@ -116,7 +105,7 @@ def run_build(cfg: BuildConfig) -> Path:
     from .readers import load_conversations
     from .tokenize import derive_refusal
 
-    triples = load_triple_set(cfg.triples, cfg.split, cfg.heldout_fraction)
+    triples = load_triple_set(cfg.triples, cfg.split)
     helpful = load_conversations(cfg.helpful) if cfg.helpful else []
     if cfg.helpful_ratio > 0:
         from .derta import RECIPES
@@ -143,7 +132,7 @@ def run_distill(cfg: DistillConfig) -> Path:
     from ..judges.keyword import is_refusal
     from ..models import load_model
 
-    prompts = load_prompt_set(cfg.prompts, cfg.split, cfg.heldout_fraction)
+    prompts = load_prompt_set(cfg.prompts, cfg.split)
     model, tok = load_model(cfg.model, adapter=cfg.adapter)
     requests = [GenerationRequest(messages=[{"role": "user", "content": p["prompt"]}]) for p in prompts]
     answers = generate(model, tok, requests, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size)

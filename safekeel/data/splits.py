@@ -7,7 +7,7 @@ units are calibrated on and the behaviors evaluated all agree on what is held ou
 
 - `test` (1/3): evaluation only. No training, tuning or calibration artefact may contain a test request, or a
   near-duplicate of one (word-set Jaccard >= `NEAR_DUP` between normalised requests of >= 4 words: AdvBench,
-  HarmBench and Do-Not-Answer share paraphrases). `tests/data/test_splits_walk.py` walks every artefact.
+  HarmBench and Do-Not-Answer share paraphrases). `tests/test_splits.py` walks every artefact.
 - `val` (2/15, a fifth of the rest): choosing defaults and thresholds.
 - `train` (the rest): fitting. A train or val request that is a near-duplicate of a test request of any registered
   source is quarantined: it belongs to no split a training stage can draw (`select(..., "train")` drops it).

@@ -33,11 +33,11 @@ class EvalConfig:
     adapter: str | None = field(None, help="PEFT adapter folder applied on top of --model")
     dtype: str = field("auto", help="auto, float32, bfloat16, float16")
     label: str | None = field(None, help="name of this run in reports (default: model[+adapter])")
-    behaviors: str = field("harmbench", help="behavior set: bundled name (add :heldout/:train for the shared split) "
-                                             "or a JSONL/JSON/CSV file")
+    behaviors: str = field("harmbench", help="behavior set: bundled name (add :test, :val or :train for a split; "
+                                             ":heldout = :test) or a JSONL/JSON/CSV file")
     n_behaviors: int = field(100, help="first N behaviors (0 = all)")
     attacks: list[str] = field(list(ALL_STATIC), help="attacks: " + ", ".join(ALL_STATIC) + ", pair, autodan")
-    prefix_behaviors: str = field("", help="behaviors for harmful_prefix (e.g. uncensorbench:heldout, which has "
+    prefix_behaviors: str = field("", help="behaviors for harmful_prefix (e.g. uncensorbench:test, which has "
                                            "harmful targets); empty = --behaviors with a generic compliant opener")
     prefix_ks: list[int] = field([0, 5, 10, 20, 40], help="harmful_prefix: prefix lengths k in model tokens")
     ciphers: list[str] = field(["caesar", "morse", "ascii", "selfcipher"], help="cipher variants")
@@ -118,10 +118,10 @@ def plan(cfg: EvalConfig, tok=None) -> list[tuple[str, AttackPrompt]]:
         if n == 0:
             continue
         from ..data.bundled import own_set
-        from ..data.splits import split
+        from ..data.splits import select
 
-        # the held-out part of both sets: helpful training data answers (and so trains on) the other part
-        rows = split(own_set(name), 1 / 3, 0)[1]
+        # the test split of both sets: helpful training data answers (and so trains on) their train split
+        rows = select(own_set(name), "test")
         rows = rows if n < 0 else rows[:n]
         for r in rows:
             b = Behavior(prompt=r["prompt"], category=r.get("category"), source=name, id=r["id"])

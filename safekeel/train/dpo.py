@@ -20,7 +20,8 @@ from ..io import write_json
 class DPOTrainConfig:
     model: str = field("smollm2-135m", help="base model: embedded name, HF id or local folder")
     triples: str = field("uncensorbench", help="safety triples: 'uncensorbench' (bundled) or a JSONL/JSON/CSV file")
-    split: Literal["train", "heldout", "all"] = field("train", help="part of the shared triple split to train on")
+    split: Literal["train", "val", "test", "heldout", "all"] = field(
+        "train", help="split of the triples to train on (safekeel.data.splits; heldout = test)")
     out: str = field("runs/train/dpo", help="output directory")
     beta: float = field(0.1, help="DPO beta (strength of the KL anchor to the reference model)")
     lr: float = field(5e-6, help="learning rate")

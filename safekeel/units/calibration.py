@@ -1,6 +1,6 @@
 """Calibration sets for unit scoring, tokenized so that statistics see response tokens only.
 
-safety = harmful prompts + refusals (the TRAIN split of the bundled uncensorbench triples, or a triples file), or
+safety = harmful prompts + refusals (the train split of the bundled uncensorbench triples, or a triples file), or
 `own`: the same prompts with the model's own refusals (prompts it answers are dropped), for an aligned model;
 utility = benign prompts + helpful answers (a conversations file, or safekeel's benign prompts answered by the model
 itself: self-distillation, cached under $SAFEKEEL_HOME/cache/units/ because generation is the slow part).
@@ -37,12 +37,13 @@ def pairs_hash(pairs: list[Pair]) -> str:
 
 
 def safety_pairs(spec: str = "uncensorbench", n: int | None = None) -> list[Pair]:
-    """Harmful prompt + refusal. 'uncensorbench' = TRAIN split (held-out 1/3, seed 0, shared by all stages)."""
+    """Harmful prompt + refusal. 'uncensorbench' = its train split (`data.splits`: calibration never sees a
+    validation or test request)."""
     if spec == "uncensorbench":
         from ..data.bundled import uncensorbench_triples
-        from ..data.splits import split
+        from ..data.splits import select
 
-        triples = split(uncensorbench_triples(), 1 / 3, 0)[0]
+        triples = select(uncensorbench_triples(), "train")
     else:
         from ..data import load_triples
 
@@ -68,11 +69,12 @@ def own_refusal_pairs(model, tok, model_id: str, n: int | None = None, max_new_t
 
 
 def benign_split(heldout: bool = False) -> list[dict]:
-    """safekeel's benign prompts, split like every other set (1/3 held out, seed 0): calibrate on train only."""
+    """safekeel's benign prompts of the registry's train split (calibration) or, `heldout`, its test split
+    (evaluation): the same prompts every other stage keeps apart."""
     from ..data.bundled import benign_prompts
-    from ..data.splits import split
+    from ..data.splits import select
 
-    return split(benign_prompts(), 1 / 3, 0)[1 if heldout else 0]
+    return select(benign_prompts(), "test" if heldout else "train")
 
 
 def utility_pairs(spec: str, model=None, tok=None, model_id: str = "", n: int | None = None,

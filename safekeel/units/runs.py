@@ -200,12 +200,12 @@ def _calibrate(cfg: ClassifyConfig, safety, utility, meta: dict, head_dim: dict)
 
 
 def refusal_eval_pairs() -> tuple[list, list]:
-    """Held-out uncensorbench triples as (prompt, refusal) and (prompt, harmful answer) pairs: perplexity of each
+    """Test-split uncensorbench triples as (prompt, refusal) and (prompt, harmful answer) pairs: perplexity of each
     is a continuous safety signal that works even when a model rarely refuses."""
     from ..data.bundled import uncensorbench_triples
-    from ..data.splits import split
+    from ..data.splits import select
 
-    held = split(uncensorbench_triples(), 1 / 3, 0)[1]
+    held = select(uncensorbench_triples(), "test")
     return [(t.prompt, t.safe_response) for t in held], [(t.prompt, t.harmful_response) for t in held]
 
 
