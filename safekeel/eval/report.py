@@ -209,10 +209,12 @@ def _frac(x: float | None) -> str:
 
 
 def write_report(run_dirs: list[str | Path], out: str | Path, agreement_path: str | Path | None = None,
-                 extra_tables: list | None = None, extra_plots: dict[str, bytes] | None = None) -> Path:
+                 extra_tables: list | None = None, extra_plots: dict[str, bytes] | None = None,
+                 baseline: str | Path | None = None) -> Path:
     """Summarise each run, write summary.json + report.md + report.html (+ PNGs) into `out`; `agreement_path`
     replaces the shipped judge agreement file. `extra_tables` ((title, header, rows, notes), e.g. the fine-tuning
-    attack tables of `safekeel.tamper_report.report_tables`) and `extra_plots` join the report after the runs' own."""
+    attack tables of `safekeel.tamper_report.report_tables`) and `extra_plots` join the report after the runs' own.
+    `baseline` (one of the runs, or another) adds the paired differences of every other run from it."""
     if not run_dirs:
         raise SafekeelError("give at least one run directory")
     summaries = []
@@ -231,7 +233,17 @@ def write_report(run_dirs: list[str | Path], out: str | Path, agreement_path: st
     for name, data in plots.items():
         write_bytes(out / name, data)
     write_json(out / "summary.json", {"main_judge": judge, "runs": summaries})
-    tabs = tables(summaries) + list(extra_tables or [])
+    tabs = tables(summaries)
+    if baseline is not None:
+        from .compare import compare, compare_tables
+
+        others = [d for d in run_dirs if Path(d).resolve() != Path(baseline).resolve()]
+        names = {str(d): s["run"] for d, s in zip(run_dirs, summaries, strict=True)}
+        if others:
+            result = compare(others, baseline, judge)
+            write_json(out / "compare.json", result)
+            tabs += compare_tables(result, name=lambda r: names.get(str(r), Path(r).name))
+    tabs += list(extra_tables or [])
     md = [f"# safekeel evaluation report\n\nRuns: {', '.join(s['run'] for s in summaries)}. Main judge: `{judge}`. "
           "ASR = share of judged answers the judge calls attack successes; judge errors are excluded from n and "
           "shown as err. Where a judge's agreement with human labels was measured, ASR is also shown corrected for "
