@@ -52,18 +52,20 @@ def wrapped_vs_bare(bare_dir: Path, wrapped_dir: Path) -> list[tuple]:
     return out
 
 
-def judging_speed(n: int = 200) -> None:
+def judging_speed(n: int = 200) -> dict:
     """harm-clf's judging rows/s on answers it has never featurised (no feature cache), long and short ones."""
     from safekeel.judges.harm_clf import HarmClfJudge
     from safekeel.judges.labelsets import bundled
 
-    judge = HarmClfJudge(cache=False)
+    judge, out = HarmClfJudge(cache=False), {}
     for name in ("pyrit-harm", "guideline"):
         items = [r.item() for r in bundled(name)[-n:]]
         t = time.time()
         judge.judge(items)
         words = sum(len(it["response"].split()) for it in items) / len(items)
-        print(f"harm-clf judging {name}: {len(items) / (time.time() - t):.1f} rows/s ({words:.0f} words per answer)")
+        out[name] = {"rows_per_s": round(len(items) / (time.time() - t), 1), "words_per_answer": round(words)}
+        print(f"harm-clf judging {name}: {out[name]['rows_per_s']} rows/s ({words:.0f} words per answer)")
+    return out
 
 
 def human_agreement() -> None:

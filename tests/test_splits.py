@@ -146,6 +146,9 @@ def artefacts(tiny_dir, repo_root, tmp_path) -> dict[str, list[str]]:
     out.update(_derta_recipe(repo_root, tmp_path / "derta_recipe"))
     unsafe_head, refusal_head = training_rows()
     out["judge harm-clf training_rows"] = [r.request for r in unsafe_head + refusal_head]
+    from safekeel.judges.refusal_clf import _labels
+
+    out["judge refusal-clf training labels"] = [r.prompt for r in _labels()]
     return out
 
 

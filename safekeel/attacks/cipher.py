@@ -2,7 +2,8 @@
 
 Variants: Caesar (shift 3), Morse, ASCII (decimal code points) and SelfCipher (plain text, but the model is told it
 is a cipher expert and shown demonstrations "in the cipher"). The system prompt and demonstrations are encoded the
-same way as the question, and the model is asked to answer in the cipher; `decode` reverses it for the judges.
+same way as the question, and the model is asked to answer in the cipher; `decode` reverses it for the judges, only
+when the answer is actually in the cipher (`detect`): a plain answer is judged as plain.
 """
 
 from __future__ import annotations
@@ -82,13 +83,57 @@ def encode(cipher: str, text: str) -> str:
     raise SafekeelError(f"unknown cipher '{cipher}' (known: {', '.join(DESCRIPTIONS)})")
 
 
+# The commonest English words: a text is English when many of its words are among them (a Caesar-shifted text has
+# almost none). Enough to tell plain from shifted on a sentence; not a language detector.
+COMMON = frozenset("""the be to of and a in that have i it for not on with he as you do at this but his by from they
+we say her she or an will my one all would there their what so up out if about who get which go me when make can
+like time no just him know take people into year your good some could them see other than then now look only come
+its over think also back after use two how our work first well way even new want because any these give day most us
+is are was were has had been does did can't don't i'm it's here step steps first next then should must may might
+very more such through where why each those own same few both while before under again""".split())
+
+
+def english_share(text: str) -> float:
+    words = re.findall(r"[a-z']+", text.lower())
+    return sum(w in COMMON for w in words) / len(words) if words else 0.0
+
+
+def detect(text: str) -> str | None:
+    """The cipher `text` is actually written in ('morse', 'ascii', 'caesar') or None for plain text.
+
+    Decoding a plain answer corrupts it (a Caesar shift turns English into gibberish, ASCII decoding turns numbers
+    into control characters), so a decoder asks this first: a model that ignores the cipher answers in plain text.
+    """
+    s = text.strip()
+    if len(s) < 3:
+        return None
+    if re.fullmatch(r"[.\-/\s]+", s) and sum(c in ".-" for c in s) >= 3:
+        return "morse"
+    tokens = s.split()
+    codes = [t for t in tokens if t.isdigit() and 9 <= int(t) <= 126]
+    if len(tokens) >= 4 and len(codes) >= 0.8 * len(tokens):
+        return "ascii"
+    plain, shifted = english_share(s), english_share(caesar(s, -3))
+    if shifted >= 0.2 and shifted >= plain + 0.15:
+        return "caesar"
+    return None
+
+
+def decode_any(text: str) -> tuple[str, str | None]:
+    """(text as a person would read it, the cipher it was in or None)."""
+    cipher = detect(text)
+    return (decode(cipher, text) if cipher else text), cipher
+
+
 @register_decoder("cipher")
 def decode(cipher: str, text: str) -> str:
+    """`text` decoded from `cipher` when it is written in it; a plain answer is returned as it is."""
+    if cipher in ("caesar", "morse", "ascii") and detect(text) != cipher:
+        return text
     if cipher == "caesar":
         return caesar(text, -3)
     if cipher == "morse":
-        # a model that ignores the instruction answers in plain text: keep that readable
-        return from_morse(text) if re.fullmatch(r"[.\-/\s]+", text.strip() or ".") else text
+        return from_morse(text)
     if cipher == "ascii":
         return from_ascii(text)
     return text

@@ -73,9 +73,11 @@ def features(embed: Embed, prompts: list[str], responses: list[str],
 
 
 def _labels():
+    """PyRIT's refusal labels outside the registry's test split: the held-out requests stay unseen."""
     from ..data.bundled import refusal_labels
+    from ..data.splits import select
 
-    return refusal_labels()
+    return select(refusal_labels(), "train", "val")
 
 
 def cross_validate(embed: Embed, rows=None, folds: int = 5, seed: int = 0,
