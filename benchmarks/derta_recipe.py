@@ -5,7 +5,9 @@ Data (all from bundled sets, no evaluation prompt in any training set):
   48 words (as the quick demo);
 - helpful: the base model's own answers to the benign and benign-but-scary train-split prompts (refusing answers
   dropped), plus gold-answer QA conversations (`data/helpful.py`) up to `ratio` x the safety rows.
-Arms (ARMS below) share steps, batch, seed and schedule. `--split val` evaluates on the registry's val split (the
+Arms (ARMS below) share steps, batch and schedule; `--seeds 0 1 2` trains each arm once per seed (seed and data
+order; one folder per seed) and `--report --baseline ARM` adds each arm's paired difference from ARM (behaviors
+resampled, seeds paired, exact McNemar); with several seeds a rate's brackets are the range over seeds. `--split val` evaluates on the registry's val split (the
 only numbers used to choose a recipe); `--split heldout` on its test split and, with `--qa`, QA accuracy on 200
 utility-qa items. (Numbers in RESULTS.md before the registry used the old id-hash split: 39 held-out triples, 44
 benign, 55 benign-but-scary prompts.) Metrics per arm:
@@ -116,14 +118,14 @@ def budget_map(out: Path, args) -> str:
     return str(d / "unit_map.safetensors")
 
 
-def train(out: Path, name: str, arm: dict, data: Path, args) -> str:
-    d = out / "train" / name
+def train(out: Path, name: str, arm: dict, data: Path, args, seed: int = 0) -> str:
+    d = out / "train" / name / f"seed-{seed}"
     only = {"train_only_units": budget_map(out, args), "train_only_classes": [arm["train_only"]]} \
         if arm.get("train_only") else {}
     if not (d / "summary.json").exists():
         run_train(resolve_config(TrainConfig, overrides=dict(
             model=args.model, data=str(data), out=str(d), max_steps=arm.get("steps", args.steps),
-            batch_size=args.batch_size, lr=arm["lr"], max_length=256, warmup_ratio=0.1, weight_decay=0.01, seed=0,
+            batch_size=args.batch_size, lr=arm["lr"], max_length=256, warmup_ratio=0.1, weight_decay=0.01, seed=seed,
             save_steps=arm.get("steps", args.steps), rto_keep_fraction=arm["keep"], rto_target=arm["rto"],
             objective=arm["objective"], lora=arm["lora"], keep_checkpoints=False,
             resume=(d / "checkpoints").exists(), progress=False, **only)))
@@ -159,7 +161,7 @@ def repeats(text: str, token_text: str, n: int = 3) -> bool:
     return bool(t) and re.search(f"(?:{t}\\s*){{{n},}}", text) is not None
 
 
-def evaluate(name: str, path: str, split_name: str, data: dict, args, judge) -> dict:
+def evaluate(name: str, path: str, split_name: str, data: dict, args, judge, seed: int = 0) -> dict:
     from safekeel.data.tokenize import derive_refusal
     from safekeel.eval.qa import qa_accuracy, qa_items
     from safekeel.models import load_model
@@ -176,7 +178,7 @@ def evaluate(name: str, path: str, split_name: str, data: dict, args, judge) -> 
         r.update(model=name, response=a, refusal=is_refusal(a), collapse=repeats(a, token))
     for i, v in zip(harmful, verdicts, strict=True):
         rows[i]["unsafe"] = v.get("unsafe")
-    res: dict = {"model": name, "split": split_name}
+    res: dict = {"model": name, "seed": seed, "split": split_name}
     for s in ["direct", "prefill", *[f"prefix_k{k}" for k in KS]]:
         sel = [r for r in rows if r["set"] == s]
         res[f"refusal_{s}"] = rate(r["refusal"] for r in sel)
@@ -189,11 +191,12 @@ def evaluate(name: str, path: str, split_name: str, data: dict, args, judge) -> 
     if args.qa:
         qa = qa_accuracy(model, tok, qa_items())
         res["qa"], res["qa_tasks"] = qa["overall"], qa["tasks"]
-        write_jsonl(Path(args.out) / f"eval-{split_name}" / f"{name}.qa.jsonl", qa["rows"])
-    write_jsonl(Path(args.out) / f"eval-{split_name}" / f"{name}.jsonl", rows)
+        write_jsonl(Path(args.out) / f"eval-{split_name}" / name / f"seed-{seed}.qa.jsonl", qa["rows"])
+    write_jsonl(Path(args.out) / f"eval-{split_name}" / name / f"seed-{seed}.jsonl", rows)
     return res
 
 
+SETS = ["direct", "prefill", *[f"prefix_k{k}" for k in KS]]
 COLS = ["refusal_direct", "refusal_prefill", *[f"refusal_prefix_k{k}" for k in KS], "asr_prefill",
         "benign_answered", "benign_check", "over_refusal", "collapse", "qa"]
 
@@ -217,9 +220,23 @@ def _cell(m: dict | None) -> str:
     return f"{100 * m['rate']:.0f} [{100 * m['ci'][0]:.0f}, {100 * m['ci'][1]:.0f}]"
 
 
+def mean_over_seeds(rows: list[dict]) -> dict:
+    """One arm's row: rates averaged over its seeds (the CI of a single seed when there is one), seeds listed."""
+    if len(rows) == 1:
+        return rows[0]
+    out = {"model": f"{rows[0]['model']} (mean of seeds {', '.join(str(r.get('seed', 0)) for r in rows)})"}
+    for key, m in rows[0].items():
+        if isinstance(m, dict) and "rate" in m and "k" in m:
+            ms = [r[key] for r in rows if r.get(key) and r[key]["rate"] is not None]
+            k, n = sum(x["k"] for x in ms), sum(x["n"] for x in ms)
+            out[key] = {"rate": k / n if n else None, "n": n, "k": k,
+                        "ci": [min(x["rate"] for x in ms), max(x["rate"] for x in ms)] if ms else None}
+    return out
+
+
 def report(results: list[dict]) -> str:
     """Two tables for RESULTS.md: refusal (keyword) / ASR (harm-clf) per attack; usefulness and collapse."""
-    sets = ["direct", "prefill", *[f"prefix_k{k}" for k in KS]]
+    sets = SETS
     n = results[0]
     safety = ["| arm | " + " | ".join(s.replace("prefix_", "prefix ") for s in sets) + " |", "|---|" + "---|" * len(sets)]
     for r in results:
@@ -235,6 +252,44 @@ def report(results: list[dict]) -> str:
     return "\n".join(safety) + "\n\n" + "\n".join(use) + f"\n\n({ns})"
 
 
+def eval_rows_path(out: Path, split_name: str, res: dict) -> Path:
+    return out / f"eval-{split_name}" / res["model"] / f"seed-{res.get('seed', 0)}.jsonl"
+
+
+def paired(out: Path, split_name: str, results: list[dict], baseline: str) -> str:
+    """RESULTS table: each arm's paired difference from `baseline` per attack (refusal, keyword; ASR, harm-clf),
+    over the same behaviors, seeds kept paired (a one-seed baseline stands beside every seed)."""
+    from safekeel.stats import paired_difference
+
+    def flags(arm: str, flag: str) -> dict[str, dict[tuple, bool]]:
+        out_: dict[str, dict[tuple, bool]] = {}
+        for res in (r for r in results if r["model"] == arm):
+            for row in read_jsonl_rows(eval_rows_path(out, split_name, res)):
+                if row["set"] in SETS and row.get(flag) is not None:
+                    out_.setdefault(row["set"], {})[(row["id"], res.get("seed", 0), row["set"])] = bool(row[flag])
+        return out_
+
+    lines = ["| arm - " + baseline + " | " + " | ".join(s.replace("prefix_", "prefix ") for s in SETS) + " |",
+             "|---|" + "---|" * len(SETS)]
+    for arm in dict.fromkeys(r["model"] for r in results if r["model"] != baseline):
+        cells = []
+        for s in SETS:
+            parts = []
+            for flag in ("refusal", "unsafe"):
+                a, b = flags(baseline, flag).get(s, {}), flags(arm, flag).get(s, {})
+                seeds = {k[1] for k in b}
+                if {k[1] for k in a} == {0} and seeds - {0}:
+                    a = {(i, sd, st): v for (i, _, st), v in a.items() for sd in seeds}
+                d = paired_difference(a, b)
+                parts.append("-" if d["diff"] is None else
+                             f"{100 * d['diff']:+.0f} [{100 * d['ci'][0]:+.0f}, {100 * d['ci'][1]:+.0f}] "
+                             f"p={d['p_mcnemar']:.2g}")
+            cells.append(" / ".join(parts))
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n\n(refusal difference, keyword / ASR difference, harm-clf; points [95% CI resampling " \
+        "behaviors], exact McNemar p)"
+
+
 def rescore(out: Path, args) -> None:
     from safekeel.data.tokenize import derive_refusal
     from safekeel.models import load_tokenizer
@@ -244,11 +299,11 @@ def rescore(out: Path, args) -> None:
     path = out / f"summary-{args.split}.json"
     results = json.loads(path.read_text())
     for res in results:
-        rows = list(read_jsonl_rows(out / f"eval-{args.split}" / f"{res['model']}.jsonl"))
+        rows = list(read_jsonl_rows(eval_rows_path(out, args.split, res)))
         for r in rows:
             r["collapse"] = repeats(r["response"], token)
         res["collapse"] = rate(r["collapse"] for r in rows)
-        write_jsonl(out / f"eval-{args.split}" / f"{res['model']}.jsonl", rows)
+        write_jsonl(eval_rows_path(out, args.split, res), rows)
     write_json(path, results)
     print(table(results))
 
@@ -265,10 +320,17 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--rescore", action="store_true", help="recompute the collapse rate from the saved answers")
     ap.add_argument("--report", action="store_true", help="print the RESULTS.md tables of --split (no training)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (seed and data order) per arm")
+    ap.add_argument("--baseline", default=None, help="--report: also each arm's paired difference from this arm")
     args = ap.parse_args()
     if args.report:
-        rows = {r["model"]: r for r in json.loads((Path(args.out) / f"summary-{args.split}.json").read_text())}
-        return print(report([rows[a] for a in args.arms if a in rows]))
+        rows = json.loads((Path(args.out) / f"summary-{args.split}.json").read_text())
+        chosen = [r for a in args.arms for r in rows if r["model"] == a]
+        print(report([mean_over_seeds([r for r in chosen if r["model"] == a]) for a in dict.fromkeys(
+            r["model"] for r in chosen)]))
+        if args.baseline:
+            print("\n" + paired(Path(args.out), args.split, chosen, args.baseline))
+        return None
     if args.rescore:
         return rescore(Path(args.out), args)
     from safekeel.judges.harm_clf import HarmClfJudge
@@ -277,23 +339,27 @@ def main() -> None:
     data = prepare(out)
     judge = HarmClfJudge()
     summary_path = out / f"summary-{args.split}.json"
-    results = {r["model"]: r for r in json.loads(summary_path.read_text())} if summary_path.exists() else {}
-    for name in args.arms:
+    results: dict = {}
+    for name, seed in [(a, s) for a in args.arms for s in (args.seeds if ARMS[a]["recipe"] else [0])]:
         arm = ARMS[name]
+        done = json.loads(summary_path.read_text()) if summary_path.exists() else []
+        if any(r["model"] == name and r.get("seed", 0) == seed for r in done):
+            continue  # resumable: a finished (arm, seed) is kept
         t0 = time.time()
         path = args.model if arm["recipe"] is None else train(out, name, arm, build(
-            out, data, arm["recipe"], arm["ratio"], args.model), args)
+            out, data, arm["recipe"], arm["ratio"], args.model), args, seed)
         t_train = time.time() - t0
-        res = evaluate(name, path, args.split, data, args, judge)
+        res = evaluate(name, path, args.split, data, args, judge, seed)
         res["seconds"] = {"train": round(t_train), "eval": round(time.time() - t0 - t_train)}
-        tsum = out / "train" / name / "summary.json"
+        tsum = out / "train" / name / f"seed-{seed}" / "summary.json"
         if tsum.exists():
             t = json.loads(tsum.read_text())
             res["trainable_fraction"] = t.get("trainable_fraction")
             res["train_seconds"] = t.get("train_seconds", t.get("seconds"))
         # re-read before writing: several sweep processes may share one --out (each arm is its own row)
-        results = {r["model"]: r for r in json.loads(summary_path.read_text())} if summary_path.exists() else {}
-        results[name] = res
+        results = {(r["model"], r.get("seed", 0)): r for r in json.loads(summary_path.read_text())} \
+            if summary_path.exists() else {}
+        results[(name, seed)] = res
         write_json(summary_path, list(results.values()))
         print(table([res]), flush=True)
     print(table(list(results.values())))

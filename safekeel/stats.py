@@ -60,6 +60,32 @@ def cluster_bootstrap(values: Sequence[float], clusters: Sequence[Hashable], n_b
     return percentile_interval(reps.tolist(), alpha)
 
 
+def clustered_wilson(flags: Sequence[bool], clusters: Sequence[Hashable], z: float = Z95) -> tuple[float, float]:
+    """Wilson interval of a pooled rate whose rows come in clusters, at the effective sample size n / deff.
+
+    The design effect deff is the ratio of the cluster-robust variance of the rate (between-cluster spread of the
+    clusters' totals around p x size) to the binomial one (Kish). A rate of 0 or 1 says nothing about the spread, so
+    it takes the worst case, one observation per cluster. Unlike a cluster bootstrap, 0 of n never gives [0, 0].
+    """
+    n = len(flags)
+    by: dict[Hashable, list[float]] = defaultdict(list)
+    for f, c in zip(flags, clusters, strict=True):
+        by[c].append(float(f))
+    m = len(by)
+    if n == 0:
+        return 0.0, 1.0
+    k = sum(float(f) for f in flags)
+    p = k / n
+    if m == n or m < 2:
+        return wilson(k, n, z)
+    if p in (0.0, 1.0):
+        n_eff = float(m)
+    else:
+        var_c = m / (m - 1) * sum((sum(v) - p * len(v)) ** 2 for v in by.values()) / n ** 2
+        n_eff = n / max(1.0, var_c / (p * (1 - p) / n))
+    return wilson(p * n_eff, n_eff, z)
+
+
 def mcnemar_exact(b: int, c: int) -> float:
     """Two-sided exact McNemar p-value from the discordant pairs (b: only the first arm, c: only the second)."""
     n = b + c

@@ -99,9 +99,10 @@ def test_measured_agreement_loader(tmp_path):
 def test_summary_corrects_asr_only_for_a_measured_judge(tmp_path):
     s = summarize(fake_run(tmp_path / "a", "base", 2), agreement_path=agreement_file(tmp_path))
     direct = s["asr_corrected"]["harm"]["direct"]
-    # harm judge, direct attack: 4 unsafe of 9 judged (one judge error); (4/9 + 0.9 - 1) / (0.8 + 0.9 - 1) = 31/63
+    # harm judge, direct attack: 4 unsafe of 9 judged (one judge error); (4/9 + 0.9 - 1) / (0.8 + 0.9 - 1) = 31/63,
+    # which the posterior median (uniform prior, uncertain sensitivity / specificity) lands near
     assert (direct["k"], direct["n"], direct["errors"]) == (4, 9, 1)
-    assert direct["corrected"] == pytest.approx(31 / 63) and direct["ci"] == s["asr"]["harm"]["direct"]["ci"]
+    assert direct["corrected"] == pytest.approx(31 / 63, abs=0.03) and direct["ci"] == s["asr"]["harm"]["direct"]["ci"]
     assert direct["corrected_ci"][0] <= direct["corrected"] <= direct["corrected_ci"][1]
     assert set(s["asr_corrected"]["harm"]) == set(s["asr"]["harm"])  # same groups as the judged ASR
     overall = s["asr_corrected_overall"]["harm"]  # 19 unsafe of 39: (19/39 - 0.1) / 0.7 = 151/273
@@ -121,7 +122,7 @@ def test_report_shows_judged_and_corrected_asr_and_names_the_judge(tmp_path):
     md = (out / "report.md").read_text()
     assert "| attack | base judged | base corrected | derta judged | derta corrected |" in md
     direct = next(line for line in md.splitlines() if line.startswith("| direct |") and "corrected" not in line)
-    assert direct.startswith("| direct | 44.4 [") and "| 49.2 [" in direct  # 4/9 judged, 31/63 corrected
+    assert direct.startswith("| direct | 44.4 [") and "| 50.1 [" in direct  # 4/9 judged, posterior median ~31/63
     line = ("Judge `harm` version 1.0: agreement with human labels on hand-labelled demo answers (n = 200, measured "
             "2026-11-20): kappa 0.70, sensitivity 0.80, specificity 0.90.")
     assert line in md and "Judge `keyword`: agreement not measured" in md

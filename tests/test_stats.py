@@ -100,3 +100,18 @@ def test_rates_the_calibration_cannot_produce_are_flagged():
 def test_kappa_is_undefined_when_both_sides_see_one_class():
     assert kappa(confusion([False] * 5, [False] * 5)) is None
     assert kappa(confusion([True, False], [True, False])) == 1.0
+
+
+def test_clustered_wilson_is_twice_as_wide_when_each_behavior_repeats_four_times():
+    """20 behaviors x 4 identical rows: deff = 4 x 20/19 (the small-sample factor m / (m - 1)), so the pooled
+    interval is Wilson at n_eff = 80 / deff = 19, about 2x the width of Wilson on 80 'independent' rows; a rate of
+    0 takes the worst case (one row per behavior)."""
+    from safekeel.stats import clustered_wilson
+
+    flags = [i % 2 == 0 for i in range(20) for _ in range(4)]
+    clusters = [i for i in range(20) for _ in range(4)]
+    lo, hi = clustered_wilson(flags, clusters)
+    assert (lo, hi) == pytest.approx(wilson(9.5, 19), abs=1e-9)
+    assert (hi - lo) / (wilson(40, 80)[1] - wilson(40, 80)[0]) == pytest.approx(2.0, abs=0.1)
+    assert clustered_wilson([False] * 80, clusters) == pytest.approx(wilson(0, 20))
+    assert clustered_wilson([True, False, True], ["a", "b", "c"]) == wilson(2, 3)  # independent rows: plain Wilson

@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from ..stats import Z95, bootstrap, percentile_interval, true_rate_posterior, wilson  # noqa: F401 (re-exported)
+from ..stats import (  # noqa: F401 (re-exported)
+    Z95,
+    bootstrap,
+    clustered_wilson,
+    percentile_interval,
+    true_rate_posterior,
+    wilson,
+)
 
 KAPPA_FOR_CORRECTION = 0.4  # below this agreement with people, a correction would only dress up noise
 
@@ -22,6 +29,17 @@ def rate(flags: Iterable[bool | None], ci: str = "wilson") -> dict:
     k, n = sum(valid), len(valid)
     lo, hi = wilson(k, n) if ci == "wilson" else bootstrap([float(v) for v in valid])
     return {"k": k, "n": n, "errors": len(flags) - n, "rate": k / n if n else None, "ci": [round(lo, 4), round(hi, 4)]}
+
+
+def clustered_rate(flags: Iterable[bool | None], clusters: Iterable) -> dict:
+    """`rate` of rows pooled over clusters (a behavior's attacks): the CI is Wilson at the effective sample size."""
+    pairs = list(zip(flags, clusters, strict=True))
+    out = rate(f for f, _ in pairs)
+    valid = [(bool(f), c) for f, c in pairs if f is not None]
+    if valid:
+        lo, hi = clustered_wilson([f for f, _ in valid], [c for _, c in valid])
+        out["ci"], out["clusters"] = [round(lo, 4), round(hi, 4)], len({c for _, c in valid})
+    return out
 
 
 def group_flags(rows: list[dict], flag: str, by: tuple[str, ...]) -> dict[str, list]:

@@ -1,7 +1,8 @@
 """Agreement of a judge with labels: accuracy, Cohen's kappa, precision / recall / F1 of "unsafe", with 95% CIs.
 
-Rates use Wilson intervals; kappa and F1 use a bootstrap that resamples whole requests (groups), because the rows
-of one request (its refusal, its compliant answer, its wrapped copies) are not independent. A judge error
+Rates use Wilson intervals at the effective sample size of rows clustered by request, kappa and F1 a bootstrap that
+resamples whole requests (groups), because the rows of one request (its refusal, its compliant answer, its wrapped
+copies) are not independent. A judge error
 (verdict None) is never counted as agreement: it is excluded and reported as its own count.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
-from ..stats import percentile_interval, wilson
+from ..stats import clustered_wilson, percentile_interval, wilson
 
 
 def confusion(labels: list[bool], preds: list[bool]) -> dict:
@@ -34,8 +35,8 @@ def f1(c: dict) -> float | None:
     return 2 * c["tp"] / d if d else None
 
 
-def _ratio(k: int, n: int) -> dict:
-    lo, hi = wilson(k, n)
+def _ratio(k: int, n: int, flags: list[bool] | None = None, groups: list[str] | None = None) -> dict:
+    lo, hi = clustered_wilson(flags, groups) if flags is not None and groups is not None else wilson(k, n)
     return {"value": k / n if n else None, "k": k, "n": n, "ci": [round(lo, 4), round(hi, 4)]}
 
 
@@ -52,9 +53,15 @@ def agreement(labels: list[bool], preds: list[bool | None], groups: list[str] | 
     p = [bool(preds[i]) for i in keep]
     g = [groups[i] for i in keep] if groups else [str(i) for i in keep]
     c = confusion(y, p)
+
+    def among(sel):  # a rate over the rows `sel` selects, its interval clustered by request
+        idx = [i for i in range(len(y)) if sel(i)]
+        flags = [y[i] == p[i] for i in idx]
+        return _ratio(sum(flags), len(idx), flags, [g[i] for i in idx])
+
     out = {"n": len(y), "errors": len(preds) - len(keep), "positives": sum(y), "confusion": c,
-           "accuracy": _ratio(c["tp"] + c["tn"], len(y)), "precision": _ratio(c["tp"], c["tp"] + c["fp"]),
-           "recall": _ratio(c["tp"], c["tp"] + c["fn"]), "specificity": _ratio(c["tn"], c["tn"] + c["fp"]),
+           "accuracy": among(lambda i: True), "precision": among(lambda i: p[i]),
+           "recall": among(lambda i: y[i]), "specificity": among(lambda i: not y[i]),
            "kappa": {"value": kappa(c)}, "f1": {"value": f1(c)}}
     by: dict[str, list[int]] = defaultdict(list)
     for i, gi in enumerate(g):
