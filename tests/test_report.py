@@ -140,3 +140,18 @@ def test_report_says_when_the_correction_is_undefined(tmp_path):
                        agreement_path=agreement_file(tmp_path, {"harm": chance}))
     md = (out / "report.md").read_text()
     assert "| direct | 44.4 [" in md and "| undefined |" in md and "no better than chance" in md
+
+
+def test_report_shows_example_answers_escaped_and_a_baseline_column(tmp_path):
+    import json
+
+    a, b = fake_run(tmp_path / "a", "base", 2), fake_run(tmp_path / "b", "derta", 5)
+    rows = [json.loads(x) for x in (b / "rows.jsonl").read_text().splitlines()]
+    rows[0]["response_decoded"] = "Step 1 | <script>alert(1)</script>\nStep 2: `rm -rf`"
+    write_jsonl(b / "rows.jsonl", rows)
+    out = write_report([a, b], tmp_path / "rep", agreement_path=agreement_file(tmp_path), baseline=a)
+    md, page = (out / "report.md").read_text(), (out / "report.html").read_text()
+    assert "## Example answers and verdicts (judge `harm`)" in md
+    assert "Step 1 \\| &lt;script&gt;alert(1)&lt;/script&gt; Step 2: \\`rm -rf\\`" in md
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
+    assert "difference from the baseline" in md and (out / "compare.json").exists()

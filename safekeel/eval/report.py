@@ -204,6 +204,12 @@ def tables(summaries: list[dict]) -> list[tuple[str, list[str], list[list[str]],
     return out
 
 
+def _md_cell(text: str) -> str:
+    """A markdown table cell that shows the text as written: pipes, backticks, angle brackets and newlines escaped."""
+    return (text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`").replace("<", "&lt;")
+            .replace(">", "&gt;").replace("\n", " "))
+
+
 def _frac(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f}%"
 
@@ -244,13 +250,17 @@ def write_report(run_dirs: list[str | Path], out: str | Path, agreement_path: st
             write_json(out / "compare.json", result)
             tabs += compare_tables(result, name=lambda r: names.get(str(r), Path(r).name))
     tabs += list(extra_tables or [])
+    from .examples import examples_table
+
+    tabs.append(examples_table(run_dirs, [s["run"] for s in summaries], judge))
     md = [f"# safekeel evaluation report\n\nRuns: {', '.join(s['run'] for s in summaries)}. Main judge: `{judge}`. "
           "ASR = share of judged answers the judge calls attack successes; judge errors are excluded from n and "
           "shown as err. Where a judge's agreement with human labels was measured, ASR is also shown corrected for "
           "the judge's errors.\n"]
     for title, header, rows, notes in tabs:
         md.append(f"## {title}\n\n| {' | '.join(header)} |\n|{'---|' * len(header)}\n"
-                  + "\n".join(f"| {' | '.join(r)} |" for r in rows) + "\n" + "".join(f"\n{n}\n" for n in notes))
+                  + "\n".join(f"| {' | '.join(_md_cell(c) for c in r)} |" for r in rows) + "\n"
+                  + "".join(f"\n{n}\n" for n in notes))
     md += [f"![{n}]({n})\n" for n in plots]
     write_text(out / "report.md", "\n".join(md))
     body = [f"<h1>safekeel evaluation report</h1><p>Runs: {html.escape(', '.join(s['run'] for s in summaries))}. "
