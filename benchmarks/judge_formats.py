@@ -15,7 +15,6 @@ Results: runs/judge_formats/ and benchmarks/results/judge_formats.json; tables: 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
