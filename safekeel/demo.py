@@ -228,7 +228,8 @@ def run_demo(cfg: DemoConfig) -> Path:
 
     report = out / "report"
     stages.run("report", report / "summary.json", write_report, [str(p) for p in evals.values()], str(report),
-               extra_tables=report_tables(tamper_summary), extra_plots={"tamper.png": plot(tamper_summary)})
+               extra_tables=report_tables(tamper_summary), extra_plots={"tamper.png": plot(tamper_summary)},
+               baseline=str(evals["base"]))
     table = results_table(evals, cfg.judge)
     write_json(out / "demo_summary.json", {"config": str(out / "config.yaml"), "stage_seconds": stages.times,
                                            "wall_seconds": round(time.time() - t0, 1), "results": table,
