@@ -86,6 +86,11 @@ def prepare(out: Path) -> dict:
     """Fit on the registry's train split, choose on its val split; the distilled answers (made once by `data
     distill`, see the module docstring) keep only train-split prompts, whatever split they were distilled from."""
     fit, val = load_triple_set("uncensorbench", "train"), load_triple_set("uncensorbench", "val")
+    if not (out / "data" / "distilled.jsonl").exists():  # once: the base model answers the train prompts
+        from safekeel.data.build_cli import DistillConfig, run_distill
+
+        run_distill(DistillConfig(prompts="benign,benign-scary", split="train", batch_size=16,
+                                  out=str(out / "data" / "distilled.jsonl")))
     distilled = [r for r in read_jsonl_rows(out / "data" / "distilled.jsonl")
                  if not is_refusal(r["messages"][-1]["content"])]
     p_val = load_prompt_set("benign", "val") + load_prompt_set("benign-scary", "val")
@@ -340,7 +345,8 @@ def main() -> None:
     judge = HarmClfJudge()
     summary_path = out / f"summary-{args.split}.json"
     results: dict = {}
-    for name, seed in [(a, s) for a in args.arms for s in (args.seeds if ARMS[a]["recipe"] else [0])]:
+    # seeds outer, arms inner: every arm's first seed is done before any arm's second
+    for seed, name in [(s, a) for s in args.seeds for a in args.arms if ARMS[a]["recipe"] or s == args.seeds[0]]:
         arm = ARMS[name]
         done = json.loads(summary_path.read_text()) if summary_path.exists() else []
         if any(r["model"] == name and r.get("seed", 0) == seed for r in done):

@@ -57,6 +57,8 @@ class TamperConfig:
                                               "held-out triple is evaluated, and harmful50 fits) or heldout (the "
                                               "first N, the rest evaluated)")
     seed: int = field(0, help="seed for data, training, random defense and evaluation")
+    seeds: list[int] = field([], help="several seeds: one run per seed under OUT/seed-S, then seeds.md with each "
+                                      "cell's mean, per-seed values and paired differences from no defense")
     n_eval: int = field(0, help="evaluation behaviors (0 = every held-out triple no attack uses)")
     n_benign: int = field(16, help="held-out benign prompts (utility: answered rate)")
     n_scary: int = field(0, help="held-out benign-but-scary prompts (over-refusal; 0 = skip)")
@@ -254,6 +256,11 @@ def _tamper(args) -> int:
 
 
 def run_tamper(cfg: TamperConfig) -> Path:
+    if cfg.seeds:
+        for s in cfg.seeds:
+            run_tamper(replace(cfg, seed=s, seeds=[], out=str(Path(cfg.out) / f"seed-{s}")))
+        save_config(cfg, Path(cfg.out))
+        return seed_summary(Path(cfg.out), cfg.seeds, cfg.judge)
     from rich.console import Console
 
     from .demo import Stages
@@ -321,4 +328,44 @@ def run_tamper(cfg: TamperConfig) -> Path:
     write_text(out / "tamper.md", markdown(summary))
     write_bytes(out / "tamper.png", plot(summary))
     console.print(f"[green]✓[/] {out / 'tamper.md'} ({len(cells)} cells)")
+    return out
+
+
+def seed_summary(out: Path, seeds: list[int], judge: str) -> Path:
+    """seeds.json / seeds.md: each cell's ASR and refusal, mean and per seed, and its paired difference from the
+    undefended cell of the same attack and lr (and from the random twin, for ssah), behaviors resampled, seeds
+    kept paired."""
+    import json
+
+    from .eval.compare import compare
+
+    cells = [json.loads(line) for line in (out / f"seed-{seeds[0]}" / "cells.jsonl").read_text().splitlines()]
+    evals = {c["name"]: [out / f"seed-{s}" / "eval" / c["name"] for s in seeds] for c in cells}
+    ref = [out / f"seed-{s}" / "eval" / "reference" for s in seeds]
+    rows, lines = [], [f"# Fine-tuning attacks over seeds {', '.join(map(str, seeds))} (judge `{judge}`)", "",
+                       "| cell | ASR mean (per seed) | vs no defense, ASR points [95% CI] p | vs random twin | "
+                       "vs reference |", "|---|---|---|---|---|"]
+    for c in cells:
+        per_seed = []
+        for d in evals[c["name"]]:
+            s = json.loads((d / "summary.json").read_text())
+            per_seed.append((s["asr_overall"].get(judge) or {}).get("rate"))
+        base = evals.get(f"none-{c['attack']}-lr{c['lr']:g}")
+        vs_none = compare([evals[c["name"]]], base, judge)["runs"] if base and c["defense"] != "none" else {}
+        twin = evals.get(f"random-{c['attack']}-lr{c['lr']:g}")
+        vs_twin = compare([evals[c["name"]]], twin, judge)["runs"] if twin and c["defense"] == "ssah" else {}
+        vs_ref = compare([evals[c["name"]]], ref, judge)["runs"]
+        pick = lambda r: next(iter(r.values()))["asr"].get("all attacks") if r else None  # noqa: E731
+        row = {"cell": c["name"], "asr_per_seed": per_seed, "vs_none": pick(vs_none), "vs_random_twin": pick(vs_twin),
+               "vs_reference": pick(vs_ref)}
+        rows.append(row)
+        mean = sum(x for x in per_seed if x is not None) / max(1, sum(x is not None for x in per_seed))
+
+        def fmt(p):
+            return "–" if not p or p["diff"] is None else \
+                f"{100 * p['diff']:+.1f} [{100 * p['ci'][0]:+.1f}, {100 * p['ci'][1]:+.1f}] p={p['p_mcnemar']:.2g}"
+        lines.append(f"| {c['name']} | {100 * mean:.1f} ({', '.join('–' if x is None else f'{100 * x:.0f}' for x in per_seed)}) "
+                     f"| {fmt(row['vs_none'])} | {fmt(row['vs_random_twin'])} | {fmt(row['vs_reference'])} |")
+    write_json(out / "seeds.json", {"seeds": seeds, "judge": judge, "cells": rows})
+    write_text(out / "seeds.md", "\n".join(lines) + "\n")
     return out

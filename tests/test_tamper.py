@@ -143,3 +143,19 @@ def test_shipped_tamper_config_resolves(repo_root):
     cfg = resolve_config(TamperConfig, yaml_path=str(repo_root / "configs" / "tamper.yaml"),
                          overrides={"model": "m", "unit_map": "u"})
     assert cfg.defenses == list(DEFENSES) and cfg.utility_bound == 0.10 and cfg.ppl_bound == 1.5
+
+
+def test_tamper_seeds_run_one_folder_per_seed_and_pair_cells(tmp_path, tiny_dir, cli_env):
+    out = tmp_path / "tamper"
+    cmd = [sys.executable, "-m", "safekeel", "tamper", "--model", str(tiny_dir), "--attacks", "harmful2",
+           "--lrs", "1e-3", "--defenses", "none,constrained", "--steps", "1", "--batch-size", "2",
+           "--max-length", "256", "--n-eval", "2", "--n-benign", "2", "--max-new-tokens", "4", "--judge", "harm",
+           "--seeds", "0,1", "--ppl-bound", "0", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=cli_env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / "seed-0" / "summary.json").exists() and (out / "seed-1" / "summary.json").exists()
+    seeds = json.loads((out / "seeds.json").read_text())
+    cell = next(c for c in seeds["cells"] if c["cell"] == "constrained-harmful2-lr0.001")
+    # 2 behaviors x 2 attacks (direct, prefill) x 2 seeds, paired seed by seed
+    assert len(cell["asr_per_seed"]) == 2 and cell["vs_none"]["n_pairs"] == 8 and cell["vs_none"]["behaviors"] == 2
+    assert "| constrained-harmful2-lr0.001 |" in (out / "seeds.md").read_text()

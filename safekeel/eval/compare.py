@@ -18,8 +18,10 @@ from .summary import _with, load_run
 OVERALL = "all attacks"
 
 
-def seed_runs(path: str | Path) -> list[Path]:
-    """A run directory, or the run directories (one per seed) inside a folder, sorted by name."""
+def seed_runs(path: str | Path | list) -> list[Path]:
+    """A run directory, the run directories (one per seed) inside a folder, sorted by name, or a list of runs."""
+    if isinstance(path, list | tuple):
+        return [p for x in path for p in seed_runs(x)]
     path = Path(path)
     if (path / "rows.jsonl").exists():
         return [path]
@@ -34,7 +36,7 @@ def cell(row: dict) -> str:
     return "/".join(str(x) for x in (row["attack"], row.get("variant") or "", "" if k is None else f"k{k}") if x != "")
 
 
-def arm_flags(path: str | Path, judge: str, flag: str) -> dict[str, dict[tuple, bool]]:
+def arm_flags(path: str | Path | list, judge: str, flag: str) -> dict[str, dict[tuple, bool]]:
     """{attack: {(behavior, seed index, cell): flag}} over the harmful rows of every seed run of one arm."""
     out: dict[str, dict[tuple, bool]] = {}
     for s, run in enumerate(seed_runs(path)):
