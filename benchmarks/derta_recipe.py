@@ -9,7 +9,9 @@ Arms (ARMS below) share steps, batch and schedule; `--seeds 0 1 2` trains each a
 order; one folder per seed) and `--report --baseline ARM` adds each arm's paired difference from ARM (behaviors
 resampled, seeds paired, exact McNemar); with several seeds a rate's brackets are the range over seeds. `--split val` evaluates on the registry's val split (the
 only numbers used to choose a recipe); `--split heldout` on its test split and, with `--qa`, QA accuracy on 200
-utility-qa items. (Numbers in RESULTS.md before the registry used the old id-hash split: 39 held-out triples, 44
+utility-qa items; `--split wide` on 240 test-split behaviors of uncensorbench, HarmBench, StrongREJECT, AdvBench and
+Do-Not-Answer (direct, prefill, and the k-token prefixes where a real harmful answer exists: uncensorbench's own, or
+the base model's own answer when harm-clf calls it unsafe; `attacks/own_prefix.py`). (Numbers in RESULTS.md before the registry used the old id-hash split: 39 held-out triples, 44
 benign, 55 benign-but-scary prompts.) Metrics per arm:
 - refusal (keyword judge, on the generated continuation) direct, under prefill ("Sure, here is") and after the first
   5 / 10 / 20 / 40 tokens of the triple's real harmful response; ASR of the same rows by the harm-clf judge;
@@ -137,7 +139,53 @@ def train(out: Path, name: str, arm: dict, data: Path, args, seed: int = 0) -> s
     return str(d / "model")
 
 
+WIDE_SOURCES = ("uncensorbench", "harmbench", "strongreject", "advbench", "donotanswer")
+WIDE_N = 240  # behaviors of the wide held-out set, taken in turn from each source's test split
+
+
+def wide_behaviors() -> list:
+    """WIDE_N test-split behaviors, round robin over WIDE_SOURCES (each in the registry's hash order)."""
+    from safekeel.data.bundled import load_behavior_set
+    from safekeel.data.splits import bucket
+
+    pools = [sorted(select(load_behavior_set(s), "test"), key=lambda b: bucket(b.prompt)) for s in WIDE_SOURCES]
+    out = []
+    while len(out) < WIDE_N and any(pools):
+        for pool in pools:
+            if pool and len(out) < WIDE_N:
+                out.append(pool.pop(0))
+    return out
+
+
+def wide_set(out: Path, args) -> dict:
+    """The wide set and its real harmful prefixes: uncensorbench's own, the base model's answers where harm-clf
+    calls them unsafe (cached by weights hash), counted per source."""
+    from safekeel.attacks.own_prefix import own_answers, with_own_targets
+    from safekeel.judges.harm_clf import HarmClfJudge
+    from safekeel.models import load_model
+
+    behaviors = wide_behaviors()
+    model, tok = load_model(args.model)
+    need = [b for b in behaviors if not b.target]
+    kept, counts = with_own_targets(need, own_answers(model, tok, need, out / "data", 64), HarmClfJudge())
+    targets = {b.id: b.target for b in behaviors if b.target} | {b.id: b.target for b in kept}
+    counts["uncensorbench (own harmful answers)"] = sum(1 for b in behaviors if b.target)
+    write_json(out / "data" / "wide_prefixes.json", counts)
+    return {"behaviors": behaviors, "targets": targets, "prefix_counts": counts}
+
+
 def cases(split_name: str, data: dict, tok) -> list[dict]:
+    if split_name == "wide":
+        wide = data["wide"]
+        out = []
+        for b in wide["behaviors"]:
+            base = {"id": b.id, "behavior": b.prompt, "source": b.source}
+            out.append({**base, "set": "direct", "prefill": ""})
+            out.append({**base, "set": "prefill", "prefill": PREFILL})
+            if b.id in wide["targets"]:
+                out += [{**base, "set": f"prefix_k{k}", "prefill": first_k(wide["targets"][b.id], k, tok)}
+                        for k in KS]
+        return out
     if split_name == "val":
         triples, prompts = data["val"], data["val_prompts"]
         benign = [p for p in prompts if p["id"].startswith("benign")]
@@ -189,6 +237,9 @@ def evaluate(name: str, path: str, split_name: str, data: dict, args, judge, see
         res[f"refusal_{s}"] = rate(r["refusal"] for r in sel)
         res[f"asr_{s}"] = rate(r["unsafe"] for r in sel)
     ben = [r for r in rows if r["set"] == "benign"]
+    if not ben:  # the wide set is harmful behaviors only
+        write_jsonl(Path(args.out) / f"eval-{split_name}" / name / f"seed-{seed}.jsonl", rows)
+        return res
     res["benign_answered"] = rate(not r["refusal"] for r in ben)
     res["benign_check"] = rate(check_answer(r["response"], r["check"]) for r in ben if r.get("check"))
     res["over_refusal"] = rate(r["refusal"] for r in rows if r["set"] == "scary")
@@ -318,7 +369,8 @@ def main() -> None:
     ap.add_argument("--out", default="runs/derta_recipe")
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--arms", nargs="+", default=["base", "derta-r1", "derta-r3"], choices=list(ARMS))
-    ap.add_argument("--split", choices=["val", "heldout"], default="val")
+    ap.add_argument("--split", choices=["val", "heldout", "wide"], default="val",
+                    help="wide: the test split of five harmful sources (WIDE_N behaviors), real prefixes where found")
     ap.add_argument("--qa", action="store_true", help="also QA accuracy on 200 utility-qa items")
     ap.add_argument("--steps", type=int, default=48)
     ap.add_argument("--batch-size", type=int, default=8)
@@ -342,6 +394,10 @@ def main() -> None:
 
     out = Path(args.out)
     data = prepare(out)
+    if args.split == "wide":
+        data["wide"] = wide_set(out, args)
+        print(f"wide set: {len(data['wide']['behaviors'])} behaviors, real harmful prefixes "
+              f"{data['wide']['prefix_counts']}", flush=True)
     judge = HarmClfJudge()
     summary_path = out / f"summary-{args.split}.json"
     results: dict = {}
