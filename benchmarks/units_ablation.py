@@ -3,11 +3,11 @@
 Score units with ssah and snip (safety = uncensorbench TRAIN prompts + refusals; utility = benign TRAIN prompts +
 the model's own answers), classify with the paper's fractions, then prune ESU vs the same number of RU units (per
 block) vs the same number of random units (per block), and measure for each condition:
-  refusal rate (keyword judge) on held-out HarmBench behaviors (not used for calibration), direct and prefill;
+  refusal rate (keyword judge) on HarmBench's test-split behaviors (not used for calibration), direct and prefill;
   perplexity of the dense model's answers to held-out benign prompts; answer-check accuracy on benign prompts.
 The SSAH claim under test: pruning ESU hurts safety far more than pruning RU or random units, at small utility cost.
 
-    python benchmarks/units_ablation.py [--n-behaviors 100] [--out runs/units_ablation]
+    python benchmarks/units_ablation.py [--n-behaviors 100] [--seeds 0 1 2] [--out runs/units_ablation]
 Writes summary.json + rows.jsonl + the unit maps under --out and prints a Markdown table for RESULTS.md.
 """
 
@@ -33,6 +33,7 @@ def main() -> None:
     ap.add_argument("--reuse-maps", action="store_true", help="load the unit maps of a previous run from --out")
     ap.add_argument("--skip-utility", action="store_true", help="no benign perplexity / answer checks")
     ap.add_argument("--merge", action="store_true", help="add the new metrics to --out/summary.json")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of the RU and random twins")
     ap.add_argument("--out", default="runs/units_ablation")
     args = ap.parse_args()
 
@@ -73,7 +74,9 @@ def main() -> None:
         unitmap.save(maps[method], out / f"map_{method}")
         print(f"{method}: scored in {timings[f'score_{method}_s']} s; totals {maps[method].meta['totals']}")
 
-    prompts = [b.prompt for b in load_behavior_set("harmbench")[:args.n_behaviors]]
+    from safekeel.data.splits import select
+
+    prompts = [b.prompt for b in select(load_behavior_set("harmbench"), "test")[:args.n_behaviors]]
     ppl_pairs, checks = utility_eval_set(model, tok, args.model, 48, batch_size=16)
     if args.skip_utility:
         ppl_pairs, checks = [], []
@@ -81,9 +84,11 @@ def main() -> None:
     conditions = [("dense", None, None)]
     for method, um in maps.items():
         esu = um.select(["esu"])
-        conditions += [(f"{method}: ESU", method, esu),
-                       (f"{method}: RU (same count)", method, sample_within(um.select(["ru"]), esu, seed=0)),
-                       (f"{method}: random (same count)", method, random_like(esu, seed=0))]
+        conditions.append((f"{method}: ESU", method, esu))
+        for seed in args.seeds:  # a twin per seed: which RU / random units stand in is itself a draw
+            tag = f", seed {seed}" if len(args.seeds) > 1 else ""
+            conditions += [(f"{method}: RU (same count{tag})", method, sample_within(um.select(["ru"]), esu, seed)),
+                           (f"{method}: random (same count{tag})", method, random_like(esu, seed))]
     results, rows = {}, []
     for name, _method, sel in conditions:
         t0 = time.time()
@@ -97,7 +102,7 @@ def main() -> None:
         print(name, json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}),
               flush=True)
     total_units = sum(m.numel() for m in next(iter(maps.values())).classes.values())
-    summary = {"model": args.model, "n_behaviors": len(prompts), "behaviors": "harmbench (held out)",
+    summary = {"model": args.model, "n_behaviors": len(prompts), "behaviors": "harmbench (test split)",
                "n_ppl": len(ppl_pairs), "n_checks": len(checks), "total_units": total_units,
                "timings": timings, "seconds_total": round(time.time() - t_all, 1), "conditions": results}
     if args.merge and (out / "summary.json").exists():
