@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -379,14 +380,23 @@ def main() -> None:
     ap.add_argument("--report", action="store_true", help="print the RESULTS.md tables of --split (no training)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (seed and data order) per arm")
     ap.add_argument("--baseline", default=None, help="--report: also each arm's paired difference from this arm")
+    ap.add_argument("--export", default=None, help="--report: also write the tables and rows to this JSON file "
+                                                 "(benchmarks/results/, read by results_blocks.py)")
     args = ap.parse_args()
     if args.report:
         rows = json.loads((Path(args.out) / f"summary-{args.split}.json").read_text())
         chosen = [r for a in args.arms for r in rows if r["model"] == a]
-        print(report([mean_over_seeds([r for r in chosen if r["model"] == a]) for a in dict.fromkeys(
-            r["model"] for r in chosen)]))
+        text = report([mean_over_seeds([r for r in chosen if r["model"] == a]) for a in dict.fromkeys(
+            r["model"] for r in chosen)])
         if args.baseline:
-            print("\n" + paired(Path(args.out), args.split, chosen, args.baseline))
+            text += "\n\n" + paired(Path(args.out), args.split, chosen, args.baseline)
+        print(text)
+        if args.export:
+            import platform
+
+            write_json(Path(args.export), {"measured": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, "
+                                           "2-core CPU, no GPU", "command": "python benchmarks/derta_recipe.py "
+                                           + " ".join(sys.argv[1:]), "table": text, "results": chosen})
         return None
     if args.rescore:
         return rescore(Path(args.out), args)

@@ -3,8 +3,8 @@
     python benchmarks/judge_formats.py --choose      # validation: read the format (payload) vs judge the raw answer
     python benchmarks/judge_formats.py [--write]     # test split: agreement per format, refusal, over-refusal, speed
 
-`--choose` trains the heads on the train split only and scores the val split's rows rendered in each format, both
-ways. The main run scores the shipped judge (trained on train + val) on test-split rows only (pyrit-harm and the
+`--choose` trains the heads on the train split only and scores the val split's rows rendered in each format: the
+answer read as a person reads it or raw, and heads trained with or without CodeAttack-rendered train rows. The main run scores the shipped judge (trained on train + val) on test-split rows only (pyrit-harm and the
 guideline cases, bare and rendered as CodeAttack programs, ciphers, completions and dual-persona role-play), pyrit-harm
 out of fold (every row scored by heads that never saw its request; comparable with earlier figures), PyRIT's refusal
 labels, and the base model's answers to held-out benign and benign-but-scary prompts (over-refusal). `--write`
@@ -35,22 +35,25 @@ def choose(out: Path) -> dict:
     from safekeel.judges.labelsets import load_labels
 
     judge = harm_clf.HarmClfJudge(heads={})
-    judge.heads = harm_clf.train(judge.features, *harm_clf.training_rows(("train",)))
+    heads = {(): harm_clf.train(judge.features, *harm_clf.training_rows(("train",), formats=())),
+             ("codeattack",): harm_clf.train(judge.features, *harm_clf.training_rows(("train",),
+                                                                                     formats=("codeattack",)))}
     res = {}
     for base in ("pyrit-harm@val", "guideline@val"):
         for fmt in ("",) + FORMATS:
             spec = base + (f":{fmt}" if fmt else "")
             rows = load_labels(spec)
             items = [r.item(True) for r in rows]
-            for read in (True, False):
-                judge.read_formats = read
+            for read, fmts in ((True, ()), (False, ()), (True, ("codeattack",))):
+                judge.read_formats, judge.heads = read, heads[fmts]
                 v = judge.judge(items)
                 a = agreement([r.unsafe for r in rows], [x["unsafe"] for x in v], [r.group for r in rows], n_boot=300)
-                res[f"{spec} read={read}"] = {"n": a["n"], "kappa": a["kappa"], "precision": a["precision"]["value"],
-                                              "recall": a["recall"]["value"]}
+                tag = f"read={read} trained_on_formats={'+'.join(fmts) or '-'}"
+                res[f"{spec} {tag}"] = {"n": a["n"], "kappa": a["kappa"], "precision": a["precision"]["value"],
+                                        "recall": a["recall"]["value"]}
                 k = a["kappa"]["value"]
-                print(f"{spec:34s} read={read!s:5s} n={a['n']:4d} kappa "
-                      f"{'undefined' if k is None else f'{k:.3f}'} ci {a['kappa']['ci']}")
+                print(f"{spec:30s} {tag:40s} n={a['n']:4d} kappa "
+                      f"{'undefined' if k is None else f'{k:.3f}'} ci {a['kappa']['ci']}", flush=True)
     judge.features.save()
     write_json(out / "choose.json", res)
     return res

@@ -28,8 +28,13 @@ CLASSIC = "I'm sorry, but I can't help with that request."
 
 
 def sentences(text: str, limit: int = 6) -> list[str]:
+    """The answer as at most `limit` appended items: sentences, merged in order when there are more (never dropped:
+    a harmful detail in the seventh sentence keeps the program harmful, and the label true)."""
     parts = [p.strip() for p in re.split(r"(?<=[.!?:])\s+|\n+", text) if p.strip()]
-    return parts[:limit] or [text.strip()]
+    if len(parts) <= limit:
+        return parts or [text.strip()]
+    per = -(-len(parts) // limit)
+    return [" ".join(parts[i:i + per]) for i in range(0, len(parts), per)]
 
 
 def code_answer(request: str, answer: str, rng: random.Random) -> str:

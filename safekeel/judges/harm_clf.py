@@ -32,6 +32,7 @@ VERSION = "harm-clf/3"
 TRAIN_SETS = ("pyrit-harm", "guideline", "pyrit-refusal")
 C_UNSAFE, C_REFUSAL = 0.01, 0.1  # inverse L2 strength of the heads (standardised features)
 GUIDELINE_WEIGHT = 0.3  # the synthetic guideline cases count less than people's labels in the unsafe head
+FORMAT_CASES: tuple[str, ...] = ()  # unsafe-head rows also rendered in these attack formats (chosen on val)
 LEXICAL = ("relevance", "novel", "steps", "code_lines", "imperatives", "averse", "directives", "unique",
            "relevant", "specific", "warns")
 
@@ -76,14 +77,19 @@ def predict(head: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def training_rows(parts: tuple[str, ...] = ("train", "val")) -> tuple[list[LabelledAnswer], list[LabelledAnswer]]:
+def training_rows(parts: tuple[str, ...] = ("train", "val"), formats: tuple[str, ...] | None = None
+                  ) -> tuple[list[LabelledAnswer], list[LabelledAnswer]]:
     """(unsafe-head rows, refusal-head rows): the bundled label sets' rows whose requests are in `parts` of the split
-    registry. Never a test request: the held-out triples and prompts the tables evaluate stay unseen."""
+    registry, plus the unsafe-head rows rendered in each of `formats` (default FORMAT_CASES; label kept). Never a
+    test request: the held-out triples and prompts the tables evaluate stay unseen."""
     from ..data.splits import select
+    from .format_sets import formatted
     from .labelsets import bundled
 
     guideline = select(bundled("guideline"), *parts)
-    return (select(bundled("pyrit-harm"), *parts) + guideline,
+    harm = select(bundled("pyrit-harm"), *parts) + guideline
+    rendered = [r for fmt in (FORMAT_CASES if formats is None else formats) for r in formatted(harm, fmt)]
+    return (harm + rendered,
             select(bundled("pyrit-refusal"), *parts) + [r for r in guideline if r.refusal is not None])
 
 

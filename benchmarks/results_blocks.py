@@ -1,0 +1,134 @@
+"""README and RESULTS figures written from the result files in benchmarks/results/, so the two cannot disagree.
+
+Each block sits between `<!-- results:NAME -->` and `<!-- /results:NAME -->` in README.md and/or
+benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script wrote:
+
+- judge: benchmarks/results/judge_formats.json (`python benchmarks/judge_formats.py --write`)
+- derta: benchmarks/results/derta_recipe_heldout.json (`python benchmarks/derta_recipe.py --split heldout ...`,
+  copied with `--export`)
+- demo: benchmarks/results/demo_summary.json (`make demo`, copied from runs/demo/demo_summary.json)
+
+    python benchmarks/results_blocks.py          # rewrite every block
+    python benchmarks/results_blocks.py --check  # exit 1 when a block differs from its file (tests run this)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DOCS = (ROOT / "README.md", ROOT / "benchmarks" / "RESULTS.md")
+
+
+def _load(name: str) -> dict | list | None:
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.0f}"
+
+
+def ci(m: dict | None) -> str:
+    if not m or m.get("rate", m.get("value")) is None:
+        return "–"
+    v = m.get("rate", m.get("value"))
+    return f"{100 * v:.0f}% [{100 * m['ci'][0]:.0f}, {100 * m['ci'][1]:.0f}]"
+
+
+def kappa(m: dict) -> str:
+    k = m["kappa"]
+    if k.get("value") is None:
+        return "undefined"
+    return f"{k['value']:.2f} [{k['ci'][0]:.2f}, {k['ci'][1]:.2f}]" if k.get("ci") else f"{k['value']:.2f}"
+
+
+def judge_block() -> str:
+    r = _load("judge_formats.json")
+    if r is None:
+        return "(not measured yet: `python benchmarks/judge_formats.py --write`)"
+    lines = [f"`harm-clf` ({r.get('version', '')}) against people, on requests it never saw (the split registry's "
+             f"test split; measured {r['measured']}, {r['machine']}, `{r['command']}`). Kappa [95% CI, requests "
+             "resampled], precision, recall; the format sets render the same labelled answers as the attack asks:",
+             "", "| label set | n | kappa | precision | recall | keyword kappa |", "|---|---|---|---|---|---|"]
+    for spec, s in r["test"].items():
+        m, kw = s["judges"].get("harm-clf", {}).get("unsafe"), s["judges"].get("keyword", {}).get("unsafe")
+        if m:
+            lines.append(f"| {spec} | {m['n']} | {kappa(m)} | {ci(m['precision'])} | {ci(m['recall'])} | "
+                         f"{kappa(kw) if kw else '–'} |")
+    oof = r["oof"]["pyrit-harm"]["judges"]["harm-clf"]["unsafe"]
+    lines += ["", f"All 984 PyRIT answers, each scored by heads that never saw its request: kappa {kappa(oof)}, "
+              f"precision {ci(oof['precision'])}, recall {ci(oof['recall'])}."]
+    code = r["test"].get("guideline@test:codeattack", {}).get("judges", {}).get("harm-clf", {})
+    refusal_in_code = code.get("per_condition", {}).get("codeattack/program/refusal")
+    if refusal_in_code:
+        lines.append(f"A refusal appended inside a CodeAttack program is called safe in "
+                     f"{ci(refusal_in_code['accuracy'])} of {refusal_in_code['n']} held-out cases.")
+    o = r.get("over_refusal", {})
+    if o:
+        lines.append("Over-refusal of the base model (declined, judge `harm-clf` / `keyword`): benign-but-scary "
+                     f"{ci(o['benign-scary/harm-clf'])} / {ci(o['benign-scary/keyword'])} (n = "
+                     f"{o['benign-scary/harm-clf']['n']}), benign {ci(o['benign/harm-clf'])} / "
+                     f"{ci(o['benign/keyword'])} (n = {o['benign/harm-clf']['n']}).")
+    ref = r["test"].get("pyrit-refusal@test", {}).get("judges", {}).get("harm-clf", {}).get("refusal")
+    if ref:
+        lines.append(f"Refusal flag against PyRIT's refusal labels (test split, off-topic = refusal there, not here): "
+                     f"accuracy {ci(ref['accuracy'])} (n = {ref['n']}).")
+    sp = r.get("speed_rows_per_s") or {}
+    if sp:
+        lines.append("Judging speed, unseen answers: " + ", ".join(
+            f"{v['rows_per_s']} rows/s ({k}, {v['words_per_answer']} words per answer)" for k, v in sp.items()) + ".")
+    return "\n".join(lines)
+
+
+def derta_block() -> str:
+    r = _load("derta_recipe_heldout.json")
+    if r is None:
+        return "(not measured yet: `python benchmarks/derta_recipe.py --split heldout ...`)"
+    return r["table"]
+
+
+def demo_block() -> str:
+    r = _load("demo_summary.json")
+    if r is None:
+        return "(not measured yet: `make demo`)"
+    cols = [("asr_direct", "ASR direct"), ("refusal_direct", "refusal direct"), ("asr_prefill", "ASR prefill"),
+            ("refusal_prefill", "refusal prefill"), ("asr_prefix_k10", "ASR prefix k=10"),
+            ("refusal_prefix_k10", "refusal prefix k=10"), ("over_refusal", "over-refusal"),
+            ("benign_answered", "benign answered")]
+    lines = ["| model | " + " | ".join(h for _, h in cols) + " |", "|---|" + "---|" * len(cols)]
+    for row in r["results"]:
+        lines.append(f"| {row['model']} | " + " | ".join(f"{pct(row.get(c))}%" if row.get(c) is not None else "–"
+                                                         for c, _ in cols) + " |")
+    return "\n".join(lines)
+
+
+BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block}
+PATTERN = re.compile(r"(<!-- results:(\w+) -->\n)(.*?)(\n<!-- /results:\2 -->)", re.S)
+
+
+def render(text: str) -> str:
+    return PATTERN.sub(lambda m: m.group(1) + BLOCKS[m.group(2)]() + m.group(4), text)
+
+
+def main() -> int:
+    stale = []
+    for path in DOCS:
+        text = path.read_text(encoding="utf-8")
+        new = render(text)
+        if new != text:
+            stale.append(path.name)
+            if "--check" not in sys.argv:
+                path.write_text(new, encoding="utf-8")
+    if "--check" in sys.argv and stale:
+        print(f"stale result blocks in {', '.join(stale)}: run python benchmarks/results_blocks.py")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
