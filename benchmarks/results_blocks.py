@@ -108,11 +108,11 @@ def demo_block() -> str:
 
 
 BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block}
-PATTERN = re.compile(r"(<!-- results:(\w+) -->\n)(.*?)(\n<!-- /results:\2 -->)", re.S)
+PATTERN = re.compile(r"(<!-- results:(\w+) -->\n)(.*?)(<!-- /results:\2 -->)", re.S)
 
 
 def render(text: str) -> str:
-    return PATTERN.sub(lambda m: m.group(1) + BLOCKS[m.group(2)]() + m.group(4), text)
+    return PATTERN.sub(lambda m: m.group(1) + BLOCKS[m.group(2)]() + "\n" + m.group(4), text)
 
 
 def main() -> int:
