@@ -232,7 +232,7 @@ def evaluate(name: str, path: str, split_name: str, data: dict, args, judge, see
         r.update(model=name, response=a, refusal=is_refusal(a), collapse=repeats(a, token))
     for i, v in zip(harmful, verdicts, strict=True):
         rows[i]["unsafe"] = v.get("unsafe")
-    res: dict = {"model": name, "seed": seed, "split": split_name}
+    res: dict = {"model": name, "seed": seed, "split": split_name, "judge": judge.version}
     for s in ["direct", "prefill", *[f"prefix_k{k}" for k in KS]]:
         sel = [r for r in rows if r["set"] == s]
         res[f"refusal_{s}"] = rate(r["refusal"] for r in sel)
@@ -347,6 +347,27 @@ def paired(out: Path, split_name: str, results: list[dict], baseline: str) -> st
         "behaviors], exact McNemar p)"
 
 
+def rejudge(out: Path, args) -> None:
+    """ASR of the saved answers re-judged by the current harm-clf (a rebuilt judge; generations kept)."""
+    from safekeel.judges.harm_clf import HarmClfJudge
+
+    judge = HarmClfJudge()
+    path = out / f"summary-{args.split}.json"
+    results = json.loads(path.read_text())
+    for res in results:
+        rows = list(read_jsonl_rows(eval_rows_path(out, args.split, res)))
+        harmful = [r for r in rows if r["set"] in SETS]
+        for r, v in zip(harmful, judge.judge([{"behavior": r["behavior"], "response": r["response"]}
+                                              for r in harmful]), strict=True):
+            r["unsafe"] = v.get("unsafe")
+        for s in SETS:
+            res[f"asr_{s}"] = rate(r["unsafe"] for r in rows if r["set"] == s)
+        res["judge"] = judge.version
+        write_jsonl(eval_rows_path(out, args.split, res), rows)
+    write_json(path, results)
+    print(table(results))
+
+
 def rescore(out: Path, args) -> None:
     from safekeel.data.tokenize import derive_refusal
     from safekeel.models import load_tokenizer
@@ -377,6 +398,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--rescore", action="store_true", help="recompute the collapse rate from the saved answers")
+    ap.add_argument("--rejudge", action="store_true", help="re-judge the saved answers with the current harm-clf")
     ap.add_argument("--report", action="store_true", help="print the RESULTS.md tables of --split (no training)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (seed and data order) per arm")
     ap.add_argument("--baseline", default=None, help="--report: also each arm's paired difference from this arm")
@@ -400,6 +422,8 @@ def main() -> None:
         return None
     if args.rescore:
         return rescore(Path(args.out), args)
+    if args.rejudge:
+        return rejudge(Path(args.out), args)
     from safekeel.judges.harm_clf import HarmClfJudge
 
     out = Path(args.out)

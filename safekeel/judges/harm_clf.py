@@ -32,7 +32,7 @@ VERSION = "harm-clf/3"
 TRAIN_SETS = ("pyrit-harm", "guideline", "pyrit-refusal")
 C_UNSAFE, C_REFUSAL = 0.01, 0.1  # inverse L2 strength of the heads (standardised features)
 GUIDELINE_WEIGHT = 0.3  # the synthetic guideline cases count less than people's labels in the unsafe head
-FORMAT_CASES: tuple[str, ...] = ()  # unsafe-head rows also rendered in these attack formats (chosen on val)
+FORMAT_CASES: tuple[str, ...] = ("codeattack",)  # unsafe-head rows also rendered so (val: benchmarks/RESULTS.md)
 LEXICAL = ("relevance", "novel", "steps", "code_lines", "imperatives", "averse", "directives", "unique",
            "relevant", "specific", "warns")
 
