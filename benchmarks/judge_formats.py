@@ -56,6 +56,7 @@ def choose(out: Path) -> dict:
                       f"{'undefined' if k is None else f'{k:.3f}'} ci {a['kappa']['ci']}", flush=True)
     judge.features.save()
     write_json(out / "choose.json", res)
+    write_json(RESULT.parent / "judge_choose.json", res)
     return res
 
 

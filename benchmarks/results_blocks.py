@@ -7,6 +7,8 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
 - derta: benchmarks/results/derta_recipe_heldout.json (`python benchmarks/derta_recipe.py --split heldout ...`,
   copied with `--export`)
 - demo: benchmarks/results/demo_summary.json (`make demo`, copied from runs/demo/demo_summary.json)
+- judge_choice: benchmarks/results/judge_choose.json (`python benchmarks/judge_formats.py --choose`)
+- splits: the split registry itself (deterministic over the pinned sources)
 
     python benchmarks/results_blocks.py          # rewrite every block
     python benchmarks/results_blocks.py --check  # exit 1 when a block differs from its file (tests run this)
@@ -85,6 +87,37 @@ def judge_block() -> str:
     return "\n".join(lines)
 
 
+def splits_block() -> str:
+    """Sizes per source and split, straight from the registry (deterministic over the pinned sources)."""
+    from safekeel.data import splits
+
+    index = splits.test_index()
+    lines = ["| source | requests | train | val | test | quarantined (near-duplicate of a test request) |",
+             "|---|---|---|---|---|---|"]
+    for name in splits.REGISTERED:
+        reqs = list(dict.fromkeys(splits.normalise(t) for t in splits.registered_requests(name)))
+        part = [splits.split_of(t) for t in reqs]
+        quarantined = sum(1 for t, p in zip(reqs, part, strict=True) if p != "test" and index.match(t))
+        lines.append(f"| {name} | {len(reqs)} | {part.count('train')} | {part.count('val')} | {part.count('test')} "
+                     f"| {quarantined} |")
+    return "\n".join(lines)
+
+
+def choice_block() -> str:
+    r = _load("judge_choose.json")
+    if r is None:
+        return "(not measured yet: `python benchmarks/judge_formats.py --choose`)"
+    lines = ["| val set | n | raw answer | read as a person reads it | read + CodeAttack-rendered training rows |",
+             "|---|---|---|---|---|"]
+    specs = dict.fromkeys(k.split(" ")[0] for k in r)
+    for spec in specs:
+        get = lambda tag: r.get(f"{spec} {tag}")  # noqa: E731
+        cells = [get("read=False trained_on_formats=-"), get("read=True trained_on_formats=-"),
+                 get("read=True trained_on_formats=codeattack")]
+        lines.append(f"| {spec} | {cells[1]['n']} | " + " | ".join(kappa(c) if c else "–" for c in cells) + " |")
+    return "\n".join(lines)
+
+
 def derta_block() -> str:
     r = _load("derta_recipe_heldout.json")
     if r is None:
@@ -107,7 +140,8 @@ def demo_block() -> str:
     return "\n".join(lines)
 
 
-BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block}
+BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "splits": splits_block,
+          "judge_choice": choice_block}
 PATTERN = re.compile(r"(<!-- results:(\w+) -->\n)(.*?)(<!-- /results:\2 -->)", re.S)
 
 
