@@ -25,6 +25,7 @@ from .config import add_config_args, field, resolve_config, save_config
 from .io import read_jsonl_rows, write_json, write_jsonl
 from .judges.keyword import is_refusal
 from .judges.registry import MAIN_JUDGE
+from .stages import Stages
 
 
 @dataclass
@@ -87,25 +88,6 @@ def register(sub) -> None:
 def _demo(args) -> int:
     run_demo(resolve_config(DemoConfig, args))
     return 0
-
-
-class Stages:
-    """Runs named stages once, times them, and shows what is happening."""
-
-    def __init__(self, out: Path, console):
-        self.out, self.console, self.times = out, console, {}
-
-    def run(self, name: str, done: Path, fn, *args, **kw):
-        if done.exists():
-            self.console.print(f"[dim]✓ {name}: reusing {done.parent if done.suffix else done}[/]")
-            self.times[name] = 0.0
-            return done
-        self.console.rule(f"[bold]{name}")
-        t0 = time.time()
-        result = fn(*args, **kw)
-        self.times[name] = round(time.time() - t0, 1)
-        self.console.print(f"[green]✓ {name}[/] in {self.times[name]} s")
-        return result
 
 
 def _shorten(t, words: int):

@@ -263,8 +263,8 @@ def run_tamper(cfg: TamperConfig) -> Path:
         return seed_summary(Path(cfg.out), cfg.seeds, cfg.judge)
     from rich.console import Console
 
-    from .demo import Stages
     from .eval.run import EvalConfig, run_eval
+    from .stages import Stages
     from .train.run import TrainConfig, run_train
     from .units.defenses import write_defense_maps
 
