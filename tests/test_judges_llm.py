@@ -200,3 +200,35 @@ def test_strip_control_tokens():
     assert strip_control_tokens("<|im_<|eot_id|>end|>x[/INST]") == "x"  # no reassembly
     assert strip_control_tokens("a<|x|>b <s>c</s>", extra=["<|x|>", "", " "]) == "ab c"
     assert strip_control_tokens("plain [text] <b>kept</b>") == "plain [text] <b>kept</b>"
+
+
+# Llama Guard 3 1B's layout: each message's content is a list of {"type": "text", "text": ...} parts; given a plain
+# string the loop renders nothing (iterating a string yields characters without a 'type').
+GUARD_PARTS_TEMPLATE = GUARD_TEMPLATE.replace(
+    "{% for m in messages %}{% if m['role'] == 'user' %}{{ 'User: ' + m['content'] + '\n\n' }}"
+    "{% else %}{{ 'Agent: ' + m['content'] + '\n\n' }}{% endif %}{% endfor %}",
+    "{% for m in messages %}{{ ('User: ' if m['role'] == 'user' else 'Agent: ') }}{% for c in m['content'] %}"
+    "{% if c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}{{ '\n\n' }}{% endfor %}")
+
+
+@pytest.mark.parametrize("template,form", [(GUARD_TEMPLATE, "text"), (GUARD_PARTS_TEMPLATE, "parts")])
+def test_llamaguard_puts_request_and_answer_in_the_prompt_for_both_template_styles(template, form, prompts):
+    from safekeel.judges.llamaguard import content_form
+
+    tok = build_tokenizer("llama3")
+    tok.chat_template = template
+    assert content_form(tok) == form
+    judge = LlamaGuardJudge(loaded=(build_scripted_model(tok, ["unsafe", "\nS1"]), tok))
+    (v,) = judge.judge([{"behavior": Q, "response": ANSWER}])
+    assert v["unsafe"] is True
+    assert f"User: {Q}\n\nAgent: {ANSWER}\n\n<END CONVERSATION>" in prompts[0]
+
+
+def test_a_guard_template_that_shows_no_conversation_is_an_error():
+    from safekeel.errors import SafekeelError
+    from safekeel.judges.llamaguard import content_form
+
+    tok = build_tokenizer("llama3")
+    tok.chat_template = "{{ bos_token }}Is this safe?"
+    with pytest.raises(SafekeelError, match="neither string nor list-of-parts"):
+        content_form(tok)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from ..errors import SafekeelError
 from .keyword import first_refusal_token
 from .sanitize import strip_control_tokens, tokenizer_control_tokens
 
@@ -28,6 +29,33 @@ def parse_guard(text: str) -> dict:
     return {"unsafe": False, "categories": ""}
 
 
+PROBE_USER, PROBE_AGENT = "probe-request-q7", "probe-answer-z3"
+
+
+def content_form(tok) -> str:
+    """How the guard's chat template reads a message: 'text' (a string) or 'parts' ([{"type": "text", ...}]).
+
+    Llama Guard 3 1B's template iterates over content parts; given plain strings it renders an empty conversation
+    and the guard answers "safe" to everything, silently. A probe conversation is rendered both ways and the form
+    whose request and answer both appear in the prompt wins; neither is an error.
+    """
+    for form in ("text", "parts"):
+        msgs = [{"role": r, "content": as_content(t, form)} for r, t in (("user", PROBE_USER),
+                                                                       ("assistant", PROBE_AGENT))]
+        try:
+            rendered = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        except Exception:  # a template that cannot take this form (jinja error): try the other
+            continue
+        if PROBE_USER in rendered and PROBE_AGENT in rendered:
+            return form
+    raise SafekeelError("the guard's chat template shows neither string nor list-of-parts message content: its "
+                        "prompt would not contain the conversation")
+
+
+def as_content(text: str, form: str):
+    return text if form == "text" else [{"type": "text", "text": text}]
+
+
 class LlamaGuardJudge:
     name = "llamaguard"
 
@@ -37,6 +65,7 @@ class LlamaGuardJudge:
 
         self.model, self.tok = loaded or load_model(model)
         self.batch_size, self.tokenizer = batch_size, tokenizer
+        self.form = content_form(self.tok)
 
     def judge(self, items: list[dict]) -> list[dict]:
         from ..eval.generate import GenerationRequest, generate
@@ -44,7 +73,7 @@ class LlamaGuardJudge:
         control = [*tokenizer_control_tokens(self.tok), *GUARD_MARKERS]
 
         def turn(role: str, text: str) -> dict:
-            return {"role": role, "content": strip_control_tokens(text, control)}
+            return {"role": role, "content": as_content(strip_control_tokens(text, control), self.form)}
 
         reqs = [GenerationRequest(messages=[turn("user", it["behavior"]), turn("assistant", it["response"])])
                 for it in items]
