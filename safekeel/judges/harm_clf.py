@@ -28,7 +28,7 @@ from ..errors import SafekeelError
 from .harm import analyse, strip_echo
 from .keyword import first_refusal_char, first_refusal_token
 
-VERSION = "harm-clf/3"
+VERSION = "harm-clf/4"
 TRAIN_SETS = ("pyrit-harm", "guideline", "pyrit-refusal")
 C_UNSAFE, C_REFUSAL = 0.01, 0.1  # inverse L2 strength of the heads (standardised features)
 GUIDELINE_WEIGHT = 0.3  # the synthetic guideline cases count less than people's labels in the unsafe head
