@@ -111,9 +111,9 @@ def choice_block() -> str:
              "|---|---|---|---|---|"]
     specs = dict.fromkeys(k.split(" ")[0] for k in r)
     for spec in specs:
-        get = lambda tag: r.get(f"{spec} {tag}")  # noqa: E731
-        cells = [get("read=False trained_on_formats=-"), get("read=True trained_on_formats=-"),
-                 get("read=True trained_on_formats=codeattack")]
+        cells = [r.get(f"{spec} {tag}") for tag in ("read=False trained_on_formats=-",
+                                                     "read=True trained_on_formats=-",
+                                                     "read=True trained_on_formats=codeattack")]
         lines.append(f"| {spec} | {cells[1]['n']} | " + " | ".join(kappa(c) if c else "–" for c in cells) + " |")
     return "\n".join(lines)
 
