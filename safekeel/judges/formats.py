@@ -148,7 +148,7 @@ def payload(response: str, request: str, prompt_text: str | None = None) -> Payl
     else:
         text = without_echo(text, prompt_text)
     segments = roleplay_segments(text)
-    if segments is not None and len(segments) > 1 or (segments and segments[0] != text.strip()):
+    if segments is not None and (len(segments) > 1 or segments[0] != text.strip()):  # tags were there
         formats.append("roleplay")
         return Payload(segments, formats)
     return Payload([text], formats)
