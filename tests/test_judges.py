@@ -371,3 +371,23 @@ def test_refusal_clf_is_scored_out_of_fold_on_its_own_training_labels(monkeypatc
         judged = {r.request for r, x in zip(rows, v, strict=True)
                   if int(hashlib.sha1(r.request.encode()).hexdigest(), 16) % 3 == f}
         assert not judged & prompts
+
+
+def test_eval_and_calibrate_send_the_endpoint_model_name(no_rubric_file, tmp_path):
+    """`--judge-endpoint-model` reaches the server from eval's and calibrate's configs, not only `safekeel judge`."""
+    from safekeel.eval.run import EvalConfig
+    from safekeel.judges.calibrate import CalibrateConfig, run_calibrate
+    from safekeel.judges.registry import make_judge
+
+    srv = Server([(200, SR_OK), (200, SR_OK)])
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(json.dumps({"question": Q, "response": "y", "label": 1}) + "\n")
+    try:
+        eval_opts = EvalConfig(model="m", judge_endpoint=srv.url, judge_endpoint_model="served-llama").judge_options()
+        make_judge("llm", eval_opts).judge([{"behavior": Q, "response": "x"}])
+        run_calibrate(CalibrateConfig(labels=[str(labels)], judges=["llm"], judge_endpoint=srv.url,
+                                      judge_endpoint_model="served-guard", n_boot=10, out=str(tmp_path / "cal")),
+                      log=lambda *_: None)
+    finally:
+        srv.close()
+    assert [r["model"] for r in srv.requests] == ["served-llama", "served-guard"]

@@ -58,11 +58,13 @@ class EvalConfig:
                               "safety judge), harm (= derta, lexical), llm, llamaguard")
     judge_model: str | None = field(None, help="llm judge: HF id / folder")
     judge_endpoint: str | None = field(None, help="llm judge: OpenAI-compatible base URL (e.g. http://host:8000/v1)")
+    judge_endpoint_model: str = field("default", help="llm judge: model name sent to the endpoint (vllm serve NAME)")
     judge_rubric: str = field("strongreject", help="llm judge rubric: strongreject or harmbench")
     pair_streams: int = field(3, help="PAIR: parallel attacker streams")
     pair_iterations: int = field(3, help="PAIR: refinement iterations")
     attacker_model: str | None = field(None, help="PAIR attacker: HF id / folder (default: the target model)")
     attacker_endpoint: str | None = field(None, help="PAIR attacker: OpenAI-compatible base URL")
+    attacker_endpoint_model: str = field("default", help="PAIR attacker: model name sent to the endpoint")
     attacker_max_new_tokens: int = field(256, help="PAIR attacker: tokens per proposed prompt")
     autodan_population: int = field(8, help="AutoDAN: population size")
     autodan_generations: int = field(3, help="AutoDAN: generations")
@@ -86,7 +88,7 @@ class EvalConfig:
 
     def judge_options(self) -> JudgeOptions:
         return JudgeOptions(judge_model=self.judge_model, judge_endpoint=self.judge_endpoint,
-                            judge_rubric=self.judge_rubric)
+                            judge_endpoint_model=self.judge_endpoint_model, judge_rubric=self.judge_rubric)
 
 
 def gen_settings(cfg: EvalConfig) -> dict:
@@ -163,7 +165,7 @@ def _search_prompts(cfg: EvalConfig, model, tok, log) -> list[tuple[str, AttackP
 
         pcfg = PairConfig(n_streams=cfg.pair_streams, n_iterations=cfg.pair_iterations)
         if cfg.attacker_endpoint:
-            attacker = endpoint_chat(ChatEndpoint(cfg.attacker_endpoint))
+            attacker = endpoint_chat(ChatEndpoint(cfg.attacker_endpoint, model=cfg.attacker_endpoint_model))
         else:
             am, at = load_model(cfg.attacker_model) if cfg.attacker_model else (model, tok)
             attacker = hf_chat(am, at, max_new_tokens=cfg.attacker_max_new_tokens, seed=cfg.seed)

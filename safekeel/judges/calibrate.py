@@ -37,6 +37,7 @@ class CalibrateConfig:
     n_boot: int = field(1000, help="bootstrap replicates for the kappa / F1 intervals")
     judge_model: str | None = field(None, help="llm judge: HF id / folder")
     judge_endpoint: str | None = field(None, help="llm judge: OpenAI-compatible base URL")
+    judge_endpoint_model: str = field("default", help="llm judge: model name sent to the endpoint")
     judge_rubric: str = field("strongreject", help="llm judge rubric: strongreject or harmbench")
     guard_model: str = field("meta-llama/Llama-Guard-3-1B", help="llamaguard judge: HF id / folder")
     out: str = field("runs/calibrate", help="output folder")
@@ -71,6 +72,7 @@ def run_calibrate(cfg: CalibrateConfig, log=print) -> dict:
     sets = {spec: load_labels(spec) for spec in cfg.labels}  # every file validated before anything is written
     save_config(cfg, out)
     opts = JudgeOptions(judge_model=cfg.judge_model, judge_endpoint=cfg.judge_endpoint,
+                        judge_endpoint_model=cfg.judge_endpoint_model,
                         judge_rubric=cfg.judge_rubric, guard_model=cfg.guard_model)
     judges = {canonical(j): None for j in cfg.judges}
     results: dict = {"sets": {}, "judges": {}}
