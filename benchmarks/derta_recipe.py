@@ -399,6 +399,8 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--rescore", action="store_true", help="recompute the collapse rate from the saved answers")
     ap.add_argument("--rejudge", action="store_true", help="re-judge the saved answers with the current harm-clf")
+    ap.add_argument("--prefixes", action="store_true", help="only build the wide set's real harmful prefixes and "
+                                                          "print how many survive (benchmarks/results/)")
     ap.add_argument("--report", action="store_true", help="print the RESULTS.md tables of --split (no training)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (seed and data order) per arm")
     ap.add_argument("--baseline", default=None, help="--report: also each arm's paired difference from this arm")
@@ -424,6 +426,12 @@ def main() -> None:
         return rescore(Path(args.out), args)
     if args.rejudge:
         return rejudge(Path(args.out), args)
+    if args.prefixes:
+        counts = wide_set(Path(args.out), args)["prefix_counts"]
+        write_json(Path(__file__).parent / "results" / "wide_prefixes.json",
+                   {"measured": time.strftime("%Y-%m-%d"), "command": "python benchmarks/derta_recipe.py --prefixes",
+                    "behaviors": WIDE_N, "counts": counts})
+        return print(json.dumps(counts, indent=1))
     from safekeel.judges.harm_clf import HarmClfJudge
 
     out = Path(args.out)
