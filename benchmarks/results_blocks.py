@@ -9,6 +9,7 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
 - demo: benchmarks/results/demo_summary.json (`make demo`, copied from runs/demo/demo_summary.json)
 - judge_choice: benchmarks/results/judge_choose.json (`python benchmarks/judge_formats.py --choose`)
 - splits: the split registry itself (deterministic over the pinned sources)
+- prefixes: benchmarks/results/wide_prefixes.json (`python benchmarks/derta_recipe.py --prefixes`)
 
     python benchmarks/results_blocks.py          # rewrite every block
     python benchmarks/results_blocks.py --check  # exit 1 when a block differs from its file (tests run this)
@@ -118,6 +119,18 @@ def choice_block() -> str:
     return "\n".join(lines)
 
 
+def prefixes_block() -> str:
+    r = _load("wide_prefixes.json")
+    if r is None:
+        return "(not measured yet: `python benchmarks/derta_recipe.py --prefixes`)"
+    c = r["counts"]
+    per = ", ".join(f"{s} {v['kept']} of {v['asked']}" for s, v in c["by_source"].items())
+    return (f"Wide held-out set: {r['behaviors']} test-split behaviors, taken in turn from five sources. Real "
+            f"harmful prefixes for the k-token attack: {c['uncensorbench (own harmful answers)']} uncensorbench "
+            f"answers, plus the base model's own answers (64 tokens, greedy) that `harm-clf` calls unsafe: "
+            f"{c['kept']} of {c['asked']} ({per}). Measured {r['measured']}, `{r['command']}`.")
+
+
 def derta_block() -> str:
     r = _load("derta_recipe_heldout.json")
     if r is None:
@@ -141,7 +154,7 @@ def demo_block() -> str:
 
 
 BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "splits": splits_block,
-          "judge_choice": choice_block}
+          "judge_choice": choice_block, "prefixes": prefixes_block}
 PATTERN = re.compile(r"(<!-- results:(\w+) -->\n)(.*?)(<!-- /results:\2 -->)", re.S)
 
 
