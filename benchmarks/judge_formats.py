@@ -114,7 +114,7 @@ def main() -> None:
     from judge_agreement import judging_speed, write_resource
 
     speed = judging_speed()
-    result = {"measured": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {__import__('os').cpu_count()}"
+    result = {"version": test["judges"]["harm-clf"]["version"], "measured": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {__import__('os').cpu_count()}"
               " cores, no GPU", "command": "python benchmarks/judge_formats.py --write",
               "test": test["sets"], "oof": oof["sets"], "over_refusal": over_refusal(out), "speed_rows_per_s": speed,
               "wall_s": round(time.time() - t0)}

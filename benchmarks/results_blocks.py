@@ -84,7 +84,8 @@ def judge_block() -> str:
     sp = r.get("speed_rows_per_s") or {}
     if sp:
         lines.append("Judging speed, unseen answers: " + ", ".join(
-            f"{v['rows_per_s']} rows/s ({k}, {v['words_per_answer']} words per answer)" for k, v in sp.items()) + ".")
+            f"{v['rows_per_s']} rows/s ({k}, {v['words_per_answer']} words per answer)" for k, v in sp.items())
+            + (f" ({r['speed_note']})." if r.get("speed_note") else "."))
     return "\n".join(lines)
 
 
