@@ -95,6 +95,19 @@ def over_refusal(out: Path) -> dict:
     return res
 
 
+def slim(sets: dict) -> dict:
+    """The figures RESULTS shows, per set and judge (agreement.json under --out keeps everything)."""
+    def one(m: dict) -> dict:
+        u = m.get("unsafe") or {}
+        out = {k: u[k] for k in ("n", "kappa", "precision", "recall", "confusion") if k in u}
+        out["per_condition"] = {c: {"n": v["n"], "accuracy": v["accuracy"]} for c, v in
+                                (m.get("per_condition") or {}).items() if c.endswith("/refusal")}
+        return {**({"unsafe": out} if u else {}), **({"refusal": m["refusal"]} if "refusal" in m else {})}
+
+    return {spec: {"rows": s_["rows"], "requests": s_["requests"],
+                   "judges": {j: one(m) for j, m in s_.get("judges", {}).items()}} for spec, s_ in sets.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="runs/judge_formats")
@@ -116,7 +129,7 @@ def main() -> None:
     speed = judging_speed()
     result = {"version": test["judges"]["harm-clf"]["version"], "measured": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {__import__('os').cpu_count()}"
               " cores, no GPU", "command": "python benchmarks/judge_formats.py --write",
-              "test": test["sets"], "oof": oof["sets"], "over_refusal": over_refusal(out), "speed_rows_per_s": speed,
+              "test": slim(test["sets"]), "oof": slim(oof["sets"]), "over_refusal": over_refusal(out), "speed_rows_per_s": speed,
               "wall_s": round(time.time() - t0)}
     write_json(RESULT, result)
     print(f"wrote {RESULT}")

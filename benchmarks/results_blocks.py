@@ -67,7 +67,7 @@ def judge_block() -> str:
     lines += ["", f"All 984 PyRIT answers, each scored by heads that never saw its request: kappa {kappa(oof)}, "
               f"precision {ci(oof['precision'])}, recall {ci(oof['recall'])}."]
     code = r["test"].get("guideline@test:codeattack", {}).get("judges", {}).get("harm-clf", {})
-    refusal_in_code = code.get("per_condition", {}).get("codeattack/program/refusal")
+    refusal_in_code = code.get("unsafe", {}).get("per_condition", {}).get("codeattack/program/refusal")
     if refusal_in_code:
         lines.append(f"A refusal appended inside a CodeAttack program is called safe in "
                      f"{ci(refusal_in_code['accuracy'])} of {refusal_in_code['n']} held-out cases.")
