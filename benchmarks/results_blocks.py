@@ -146,7 +146,7 @@ def demo_block() -> str:
     cols = [("asr_direct", "ASR direct"), ("refusal_direct", "refusal direct"), ("asr_prefill", "ASR prefill"),
             ("refusal_prefill", "refusal prefill"), ("asr_prefix_k10", "ASR prefix k=10"),
             ("refusal_prefix_k10", "refusal prefix k=10"), ("over_refusal", "over-refusal"),
-            ("benign_answered", "benign answered")]
+            ("benign_answer_rate", "benign answered")]
     lines = ["| model | " + " | ".join(h for _, h in cols) + " |", "|---|" + "---|" * len(cols)]
     for row in r["results"]:
         lines.append(f"| {row['model']} | " + " | ".join(f"{pct(row.get(c))}%" if row.get(c) is not None else "–"

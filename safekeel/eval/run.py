@@ -48,7 +48,7 @@ class EvalConfig:
     benign: int = field(0, help="held-out benign prompts for helpfulness (answer rate + checks; -1 = all 44)")
     samples: int = field(1, help="generations per prompt")
     max_new_tokens: int = field(64, help="tokens generated per answer")
-    batch_size: int = field(16, help="generation batch size")
+    batch_size: int = field(64, help="generation batch size (64 gives the same greedy answers as 16, faster)")
     do_sample: bool = field(False, help="sample instead of greedy decoding")
     temperature: float = field(1.0, help="sampling temperature")
     top_p: float = field(1.0, help="nucleus sampling")
