@@ -7,12 +7,13 @@ Data (all from bundled sets, no evaluation prompt in any training set):
   dropped), plus gold-answer QA conversations (`data/helpful.py`) up to `ratio` x the safety rows.
 Arms (ARMS below) share steps, batch and schedule; `--seeds 0 1 2` trains each arm once per seed (seed and data
 order; one folder per seed) and `--report --baseline ARM` adds each arm's paired difference from ARM (behaviors
-resampled, seeds paired, exact McNemar); with several seeds a rate's brackets are the range over seeds. `--split val` evaluates on the registry's val split (the
-only numbers used to choose a recipe); `--split heldout` on its test split and, with `--qa`, QA accuracy on 200
-utility-qa items; `--split wide` on 240 test-split behaviors of uncensorbench, HarmBench, StrongREJECT, AdvBench and
-Do-Not-Answer (direct, prefill, and the k-token prefixes where a real harmful answer exists: uncensorbench's own, or
-the base model's own answer when harm-clf calls it unsafe; `attacks/own_prefix.py`). (Numbers in RESULTS.md before the registry used the old id-hash split: 39 held-out triples, 44
-benign, 55 benign-but-scary prompts.) Metrics per arm:
+resampled, seeds paired, exact McNemar); with several seeds a rate's brackets are the range over seeds.
+`--split val` evaluates on the registry's val split (the only numbers used to choose a recipe); `--split heldout`
+on its test split and, with `--qa`, QA accuracy on 200 utility-qa items; `--split wide` on 240 test-split behaviors
+of uncensorbench, HarmBench, StrongREJECT, AdvBench and Do-Not-Answer (direct, prefill, and the k-token prefixes
+where a real harmful answer exists: uncensorbench's own, or the base model's own answer when harm-clf calls it
+unsafe; `attacks/own_prefix.py`). (Numbers in RESULTS.md before the registry used the old id-hash split: 39
+held-out triples, 44 benign, 55 benign-but-scary prompts.) Metrics per arm:
 - refusal (keyword judge, on the generated continuation) direct, under prefill ("Sure, here is") and after the first
   5 / 10 / 20 / 40 tokens of the triple's real harmful response; ASR of the same rows by the harm-clf judge;
 - benign answered (not a keyword refusal) and answer checks; over-refusal on benign-but-scary prompts;
@@ -316,31 +317,31 @@ def eval_rows_path(out: Path, split_name: str, res: dict) -> Path:
 def paired(out: Path, split_name: str, results: list[dict], baseline: str) -> str:
     """RESULTS table: each arm's paired difference from `baseline` per attack (refusal, keyword; ASR, harm-clf),
     over the same behaviors, seeds kept paired (a one-seed baseline stands beside every seed)."""
+    from safekeel.eval.compare import diff_text, replicate_baseline
     from safekeel.stats import paired_difference
 
-    def flags(arm: str, flag: str) -> dict[str, dict[tuple, bool]]:
-        out_: dict[str, dict[tuple, bool]] = {}
+    def flags(arm: str) -> dict[tuple[str, str], dict[tuple, bool]]:
+        """{(flag, set): {(behavior, seed, set): value}} of one arm, its rows read once."""
+        out_: dict[tuple[str, str], dict[tuple, bool]] = {}
         for res in (r for r in results if r["model"] == arm):
             for row in read_jsonl_rows(eval_rows_path(out, split_name, res)):
-                if row["set"] in SETS and row.get(flag) is not None:
-                    out_.setdefault(row["set"], {})[(row["id"], res.get("seed", 0), row["set"])] = bool(row[flag])
+                for flag in ("refusal", "unsafe"):
+                    if row["set"] in SETS and row.get(flag) is not None:
+                        key = (row["id"], res.get("seed", 0), row["set"])
+                        out_.setdefault((flag, row["set"]), {})[key] = bool(row[flag])
         return out_
 
     lines = ["| arm - " + baseline + " | " + " | ".join(s.replace("prefix_", "prefix ") for s in SETS) + " |",
              "|---|" + "---|" * len(SETS)]
+    base = flags(baseline)
     for arm in dict.fromkeys(r["model"] for r in results if r["model"] != baseline):
-        cells = []
+        mine, cells = flags(arm), []
         for s in SETS:
             parts = []
             for flag in ("refusal", "unsafe"):
-                a, b = flags(baseline, flag).get(s, {}), flags(arm, flag).get(s, {})
-                seeds = {k[1] for k in b}
-                if {k[1] for k in a} == {0} and seeds - {0}:
-                    a = {(i, sd, st): v for (i, _, st), v in a.items() for sd in seeds}
-                d = paired_difference(a, b)
-                parts.append("-" if d["diff"] is None else
-                             f"{100 * d['diff']:+.0f} [{100 * d['ci'][0]:+.0f}, {100 * d['ci'][1]:+.0f}] "
-                             f"p={d['p_mcnemar']:.2g}")
+                b = mine.get((flag, s), {})
+                d = paired_difference(replicate_baseline(base.get((flag, s), {}), {k[1] for k in b}), b)
+                parts.append("-" if d["diff"] is None else diff_text(d, digits=0, p_digits=2))
             cells.append(" / ".join(parts))
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n\n(refusal difference, keyword / ASR difference, harm-clf; points [95% CI resampling " \

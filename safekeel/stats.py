@@ -148,12 +148,9 @@ def true_rate_posterior(k: int, n: int, tp: int, fn: int, tn: int, fp: int, draw
     post = like / like.sum()
     cdf = np.cumsum(post)
     at = lambda x: float(grid[min(int(np.searchsorted(cdf, x)), GRID - 1)])  # noqa: E731
-    low_tail = float(binom.sf(k - 1, n, 1 - sp).mean())  # P(K >= k | p = 0): k too high to come from no harm?
-    high_tail = float(binom.cdf(k, n, se).mean())  # P(K <= k | p = 1)
     floor_tail = float(binom.cdf(k, n, 1 - sp).mean())  # P(K <= k | p = 0): fewer flags than false positives alone
     ceil_tail = float(binom.sf(k - 1, n, se).mean())  # P(K >= k | p = 1): more flags than a judge can give
     implausible = floor_tail < alpha / 2 or ceil_tail < alpha / 2
     return {"median": at(0.5), "ci": [round(at(alpha / 2), 4), round(at(1 - alpha / 2), 4)],
             "mean": float((grid * post).sum()), "implausible": bool(implausible),
-            "tails": {"p0_at_least_k": low_tail, "p1_at_most_k": high_tail, "p0_at_most_k": floor_tail,
-                      "p1_at_least_k": ceil_tail}}
+            "tails": {"p0_at_most_k": floor_tail, "p1_at_least_k": ceil_tail}}

@@ -332,12 +332,12 @@ def run_tamper(cfg: TamperConfig) -> Path:
 
 
 def seed_summary(out: Path, seeds: list[int], judge: str) -> Path:
-    """seeds.json / seeds.md: each cell's ASR and refusal, mean and per seed, and its paired difference from the
-    undefended cell of the same attack and lr (and from the random twin, for ssah), behaviors resampled, seeds
-    kept paired."""
+    """seeds.json / seeds.md: each cell's ASR (all attacks), mean and per seed, and its paired difference from the
+    undefended cell of the same attack and lr, from the random twin (for ssah) and from the reference, behaviors
+    resampled, seeds kept paired."""
     import json
 
-    from .eval.compare import compare
+    from .eval.compare import compare, diff_text
 
     cells = [json.loads(line) for line in (out / f"seed-{seeds[0]}" / "cells.jsonl").read_text().splitlines()]
     evals = {c["name"]: [out / f"seed-{s}" / "eval" / c["name"] for s in seeds] for c in cells}
@@ -360,12 +360,10 @@ def seed_summary(out: Path, seeds: list[int], judge: str) -> Path:
                "vs_reference": pick(vs_ref)}
         rows.append(row)
         mean = sum(x for x in per_seed if x is not None) / max(1, sum(x is not None for x in per_seed))
-
-        def fmt(p):
-            return "–" if not p or p["diff"] is None else \
-                f"{100 * p['diff']:+.1f} [{100 * p['ci'][0]:+.1f}, {100 * p['ci'][1]:+.1f}] p={p['p_mcnemar']:.2g}"
-        lines.append(f"| {c['name']} | {100 * mean:.1f} ({', '.join('–' if x is None else f'{100 * x:.0f}' for x in per_seed)}) "
-                     f"| {fmt(row['vs_none'])} | {fmt(row['vs_random_twin'])} | {fmt(row['vs_reference'])} |")
+        seeds_text = ", ".join("–" if x is None else f"{100 * x:.0f}" for x in per_seed)
+        lines.append(f"| {c['name']} | {100 * mean:.1f} ({seeds_text}) | "
+                     + " | ".join(diff_text(row[k], p_digits=2) for k in ("vs_none", "vs_random_twin", "vs_reference"))
+                     + " |")
     write_json(out / "seeds.json", {"seeds": seeds, "judge": judge, "cells": rows})
     write_text(out / "seeds.md", "\n".join(lines) + "\n")
     return out

@@ -51,8 +51,8 @@ def arm_flags(path: str | Path | list, judge: str, flag: str) -> dict[str, dict[
     return out
 
 
-def _replicate(base: dict[tuple, bool], seeds: set) -> dict[tuple, bool]:
-    """A one-seed baseline stands beside every seed of the other arm."""
+def replicate_baseline(base: dict[tuple, bool], seeds: set) -> dict[tuple, bool]:
+    """A one-seed baseline (keys (behavior, 0, cell)) stands beside every seed of the other arm."""
     if {k[1] for k in base} != {0} or seeds <= {0}:
         return base
     return {(b, s, c): v for (b, _, c), v in base.items() for s in seeds}
@@ -70,8 +70,8 @@ def compare(runs: list[str | Path], baseline: str | Path, judge: str = "harm-clf
             res[metric] = {}
             for attack in sorted(set(arm) & set(base[metric]), key=lambda a: (a == OVERALL, a)):
                 seeds = {k[1] for k in arm[attack]}
-                res[metric][attack] = paired_difference(_replicate(base[metric][attack], seeds), arm[attack],
-                                                        n_boot=n_boot)
+                res[metric][attack] = paired_difference(replicate_baseline(base[metric][attack], seeds),
+                                                        arm[attack], n_boot=n_boot)
         if not any(p["n_pairs"] for m in res for p in res[m].values()):
             raise SafekeelError(f"{run}: no behavior in common with the baseline {baseline} (compare needs the same "
                                 "behaviors)")
@@ -79,13 +79,20 @@ def compare(runs: list[str | Path], baseline: str | Path, judge: str = "harm-clf
     return out
 
 
+def diff_text(p: dict | None, digits: int = 1, p_digits: int = 3) -> str:
+    """A paired difference in points: "+d [lo, hi] p=..." ("–" when there was nothing to pair)."""
+    if not p or p.get("diff") is None:
+        return "–"
+    f = lambda x: f"{100 * x:+.{digits}f}"  # noqa: E731
+    return f"{f(p['diff'])} [{f(p['ci'][0])}, {f(p['ci'][1])}] p={p['p_mcnemar']:.{p_digits}g}"
+
+
 def _cell(p: dict) -> str:
     if not p or p.get("diff") is None:
         return "–"
     seeds = f"; per seed {', '.join(f'{100 * v:+.0f}' for v in p['per_seed'].values())}" \
         if len(p["per_seed"]) > 1 else ""
-    return (f"{100 * p['diff']:+.1f} [{100 * p['ci'][0]:+.1f}, {100 * p['ci'][1]:+.1f}] p={p['p_mcnemar']:.3g} "
-            f"({100 * p['a']:.0f}→{100 * p['b']:.0f}%, n={p['n_pairs']}{seeds})")
+    return f"{diff_text(p)} ({100 * p['a']:.0f}→{100 * p['b']:.0f}%, n={p['n_pairs']}{seeds})"
 
 
 def compare_tables(result: dict, name=lambda r: Path(r).name) -> list[tuple[str, list[str], list[list[str]], list]]:

@@ -1,8 +1,8 @@
 """`harm-clf`: the default safety judge, learned offline from human labels and measured against them.
 
 Features of one (request, response) as a person reads it (`formats.py`: a CodeAttack program's appended strings,
-a decoded cipher, each part of a role-play answer): the embedded SmolLM2's mean hidden state over the answer's tokens at layer 16,
-the request in context (`lm_features.py`), plus where the first refusal phrase sits, lengths, and the `harm`
+a decoded cipher, each part of a role-play answer): the embedded SmolLM2's mean hidden state over the answer's
+tokens at layer 16, the request in context (`lm_features.py`), plus where the first refusal phrase sits, lengths, and the `harm`
 heuristic's lexical measurements of the head (the text before the first refusal: DeRTa's "harm first, apology
 later" answers keep their harm there). Two logistic heads: `unsafe` (PyRIT's human harm scores and the
 DeRTa-guideline cases) and `refusal` (PyRIT's refusal labels; uncensorbench refusals vs compliant answers).
