@@ -98,19 +98,20 @@ def load_tokenizer(model: str, trust_remote_code: bool = False):
     return tok
 
 
-def load_model(model: str, adapter: str | None = None, dtype: str = "auto", device: str | None = None,
-               trust_remote_code: bool = False, tokenizer: bool = True):
-    """(model, tokenizer) for a HF id/path or embedded name, with an optional PEFT adapter applied."""
-    import torch
+def load_model(model: str, adapter: str | None = None, dtype: str = "auto", device: str | None = "auto",
+               trust_remote_code: bool = False, tokenizer: bool = True, quantize: str | None = None):
+    """(model, tokenizer) for a HF id/path or embedded name, with an optional PEFT adapter applied, placed on
+    `device` (`safekeel.device`: auto = the first GPU with bf16 when there is one, else the CPU in fp32; None =
+    leave it where from_pretrained put it, for a trainer that places it itself)."""
     from transformers import AutoModelForCausalLM
 
+    from .device import placement, resolve_device, resolve_dtype
+
     path = resolve(model)
-    torch_dtype = {"auto": "auto", "float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-                   "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}.get(dtype)
-    if torch_dtype is None:
-        raise SafekeelError(f"unknown dtype '{dtype}' (use auto, float32, bfloat16, float16)")
+    where = resolve_device(device) if device is not None else "cpu"
+    kw = placement(path, where, resolve_dtype(dtype, where), quantize)
     try:
-        lm = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, trust_remote_code=trust_remote_code)
+        lm = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code, **kw)
     except (OSError, ValueError) as e:
         raise SafekeelError(f"cannot load model '{model}': {str(e).splitlines()[0]}") from None
     if adapter:
@@ -120,8 +121,8 @@ def load_model(model: str, adapter: str | None = None, dtype: str = "auto", devi
             lm = PeftModel.from_pretrained(lm, adapter)
         except (OSError, ValueError) as e:
             raise SafekeelError(f"cannot load adapter '{adapter}': {str(e).splitlines()[0]}") from None
-    if device:
-        lm.to(device)
+    if device is not None and "device_map" not in kw:
+        lm.to(where)
     lm.eval()
     tok = load_tokenizer(model, trust_remote_code) if tokenizer else None
     if tok is not None and lm.generation_config.pad_token_id is None:

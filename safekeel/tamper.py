@@ -226,7 +226,7 @@ def check_unit_map(cfg: TamperConfig) -> None:
     from .units import unitmap
 
     um = unitmap.load(cfg.unit_map)
-    model, _ = load_model(cfg.model, dtype="float32")
+    model, _ = load_model(cfg.model, dtype="float32", device="cpu")  # shapes and weights hash only
     um.check_model(model)
     um.check_weights(model)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .. import device as devices
 from ..data.records import Behavior
 from .base import AttackPrompt, seeded_rng, task_phrase, user
 from .jailbreak_template import SLOT, fill
@@ -69,7 +70,7 @@ def opener_loss(model, tok, prompt: str, opener: str) -> float:
     ctx = tok.apply_chat_template(user(prompt), tokenize=False, add_generation_prompt=True)
     ctx_ids = tok(ctx, add_special_tokens=False)["input_ids"]
     tgt_ids = tok(opener, add_special_tokens=False)["input_ids"]
-    ids = torch.tensor([ctx_ids + tgt_ids], device=next(model.parameters()).device)
+    ids = torch.tensor([ctx_ids + tgt_ids]).to(devices.input_device(model))
     labels = ids.clone()
     labels[0, : len(ctx_ids)] = -100
     return float(model(input_ids=ids, labels=labels).loss)

@@ -105,8 +105,14 @@ def hf_chat(model, tok, max_new_tokens: int = 256, do_sample: bool = True, seed:
 
 
 def endpoint_chat(endpoint) -> Chat:
+    """An OpenAI-compatible attacker, the streams' requests in flight together (`endpoint.concurrency`). A stream
+    whose request kept failing gets an empty reply (its previous prompt stays); all streams failing is an error."""
+
     def chat(histories: list[list[dict]]) -> list[str]:
-        return [endpoint.chat(h) for h in histories]
+        replies = endpoint.chat_many(histories)
+        if replies and all(isinstance(r, Exception) for r in replies):
+            raise replies[0]
+        return ["" if isinstance(r, Exception) else r for r in replies]
 
     return chat
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .. import device as devices
+
 
 @dataclass
 class GenerationRequest:
@@ -38,7 +40,7 @@ def generate(model, tok, requests: Sequence[GenerationRequest], max_new_tokens: 
     order = sorted(range(len(texts)), key=lambda i: -len(encoded[i]))
     out: list[str | None] = [None] * len(texts)
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    device = next(model.parameters()).device
+    device = devices.input_device(model)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         width = max(len(encoded[i]) for i in idx)

@@ -12,6 +12,7 @@ import re
 
 import torch
 
+from .. import device as devices
 from .generate import GenerationRequest, generate
 from .metrics import rate
 
@@ -46,18 +47,18 @@ def _number(text: str) -> float | None:
 @torch.no_grad()
 def option_scores(model, tok, prompt: str, options: list[str]) -> list[float]:
     """Mean log-probability of each option's tokens as the assistant's answer to `prompt`."""
-    device = next(model.parameters()).device
+    device = devices.input_device(model)
     head = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
     head_ids = tok(head, add_special_tokens=False)["input_ids"]
     seqs = [head_ids + tok(o, add_special_tokens=False)["input_ids"] for o in options]
     width = max(len(s) for s in seqs)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=device)
-    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=device)
+    ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs]).to(device)
+    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs]).to(device)
     logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), -1)
     out = []
     for row, s in enumerate(seqs):
-        targets = torch.tensor(s[len(head_ids):], device=device)
+        targets = torch.tensor(s[len(head_ids):]).to(logp.device)
         picked = logp[row, len(head_ids) - 1: len(s) - 1].gather(1, targets[:, None])
         out.append(float(picked.mean()))
     return out

@@ -22,16 +22,19 @@ from ..config import field, save_config
 from ..errors import SafekeelError
 from ..io import append_jsonl, read_jsonl_rows, repair_tail
 from ..judges.keyword import first_refusal_token
-from ..judges.registry import JudgeOptions
+from ..judges.registry import JudgeSettings
 
 ALL_STATIC = ["direct", "prefill", "completion", "codeattack", "cipher", "jailbreak_template", "harmful_prefix"]
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(JudgeSettings):
     model: str = field("smollm2-135m", help="model: embedded name, HF id or local folder")
     adapter: str | None = field(None, help="PEFT adapter folder applied on top of --model")
-    dtype: str = field("auto", help="auto, float32, bfloat16, float16")
+    device: str = field("auto", help="auto (the first GPU when there is one, else the CPU), cpu, cuda[:N], multi "
+                                     "(device_map over every GPU; auto does it when the model does not fit one)")
+    dtype: str = field("auto", help="auto (bf16 on a GPU, fp32 on the CPU), float32, bfloat16, float16")
+    quantize: str | None = field(None, help="4bit: NF4 weights (bitsandbytes, GPU), for a model too large otherwise")
     label: str | None = field(None, help="name of this run in reports (default: model[+adapter])")
     behaviors: str = field("harmbench", help="behavior set: bundled name (add :test, :val or :train for a split; "
                                              ":heldout = :test) or a JSONL/JSON/CSV file")
@@ -56,15 +59,12 @@ class EvalConfig:
     backend: str = field("hf", help="hf or vllm (imported only when asked)")
     judges: list[str] = field(["keyword", "harm-clf"], help="judges: keyword, refusal-clf, harm-clf (the default "
                               "safety judge), harm (= derta, lexical), llm, llamaguard")
-    judge_model: str | None = field(None, help="llm judge: HF id / folder")
-    judge_endpoint: str | None = field(None, help="llm judge: OpenAI-compatible base URL (e.g. http://host:8000/v1)")
-    judge_endpoint_model: str = field("default", help="llm judge: model name sent to the endpoint (vllm serve NAME)")
-    judge_rubric: str = field("strongreject", help="llm judge rubric: strongreject or harmbench")
     pair_streams: int = field(3, help="PAIR: parallel attacker streams")
     pair_iterations: int = field(3, help="PAIR: refinement iterations")
     attacker_model: str | None = field(None, help="PAIR attacker: HF id / folder (default: the target model)")
     attacker_endpoint: str | None = field(None, help="PAIR attacker: OpenAI-compatible base URL")
     attacker_endpoint_model: str = field("default", help="PAIR attacker: model name sent to the endpoint")
+    attacker_api_key_env: str = field("OPENAI_API_KEY", help="PAIR attacker: environment variable with the API key")
     attacker_max_new_tokens: int = field(256, help="PAIR attacker: tokens per proposed prompt")
     autodan_population: int = field(8, help="AutoDAN: population size")
     autodan_generations: int = field(3, help="AutoDAN: generations")
@@ -86,9 +86,6 @@ class EvalConfig:
         if self.samples < 1 or self.batch_size < 1 or self.max_new_tokens < 1:
             raise SafekeelError("samples, batch_size and max_new_tokens must be >= 1")
 
-    def judge_options(self) -> JudgeOptions:
-        return JudgeOptions(judge_model=self.judge_model, judge_endpoint=self.judge_endpoint,
-                            judge_endpoint_model=self.judge_endpoint_model, judge_rubric=self.judge_rubric)
 
 
 def gen_settings(cfg: EvalConfig) -> dict:
@@ -144,8 +141,9 @@ def _row(cfg: EvalConfig, key: str, set_name: str, ap: AttackPrompt, sample: int
             "refusal_token": first_refusal_token(decoded, tok), "gen": gen_settings(cfg)}
 
 
-def _search_prompts(cfg: EvalConfig, model, tok, log) -> list[tuple[str, AttackPrompt, dict]]:
-    """PAIR / AutoDAN prompts (need the target model in the loop); spec = what the key hashes."""
+def _search_prompts(cfg: EvalConfig, gen, hf_model, tok, log) -> list[tuple[str, AttackPrompt, dict]]:
+    """PAIR / AutoDAN prompts (need the target model in the loop); spec = what the key hashes. `gen(requests)`
+    answers with the run's backend; `hf_model()` is the HF model, loaded on first use (AutoDAN needs its logits)."""
     out = []
     behaviors = load_behaviors(cfg.behaviors, cfg.n_behaviors)
     if "autodan" in cfg.attacks:
@@ -154,25 +152,26 @@ def _search_prompts(cfg: EvalConfig, model, tok, log) -> list[tuple[str, AttackP
 
         acfg = AutoDANConfig(population=cfg.autodan_population, generations=cfg.autodan_generations)
         for b in behaviors:
-            out.append(("harmful", b, "autodan", lambda b=b: autodan_attack(b, model, tok, jailbreak_templates(),
+            out.append(("harmful", b, "autodan", lambda b=b: autodan_attack(b, hf_model(), tok, jailbreak_templates(),
                                                                             acfg, cfg.seed), vars(acfg)))
     if "pair" in cfg.attacks:
         from ..attacks.pair import PairConfig, endpoint_chat, hf_chat, judge_scorer, pair_attack
         from ..judges.endpoint import ChatEndpoint
         from ..judges.harm import HarmJudge
         from ..models import load_model
-        from .generate import GenerationRequest, generate
+        from .generate import GenerationRequest
 
         pcfg = PairConfig(n_streams=cfg.pair_streams, n_iterations=cfg.pair_iterations)
         if cfg.attacker_endpoint:
-            attacker = endpoint_chat(ChatEndpoint(cfg.attacker_endpoint, model=cfg.attacker_endpoint_model))
+            attacker = endpoint_chat(ChatEndpoint(cfg.attacker_endpoint, model=cfg.attacker_endpoint_model,
+                                                  api_key_env=cfg.attacker_api_key_env,
+                                                  concurrency=cfg.judge_concurrency))
         else:
-            am, at = load_model(cfg.attacker_model) if cfg.attacker_model else (model, tok)
+            am, at = load_model(cfg.attacker_model, device=cfg.device) if cfg.attacker_model else (hf_model(), tok)
             attacker = hf_chat(am, at, max_new_tokens=cfg.attacker_max_new_tokens, seed=cfg.seed)
 
         def target(prompts: list[str]) -> list[str]:
-            reqs = [GenerationRequest(messages=[{"role": "user", "content": p}]) for p in prompts]
-            return generate(model, tok, reqs, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size)
+            return gen([GenerationRequest(messages=[{"role": "user", "content": p}]) for p in prompts])
 
         scorer = judge_scorer(HarmJudge())
         for b in behaviors:
@@ -207,7 +206,7 @@ def generate_rows(cfg: EvalConfig, model_objects=None, log=print) -> Path:
 
 
 def _generate_rows(cfg: EvalConfig, out: Path, rows_path: Path, model_objects, log) -> Path:
-    from ..models import load_model, resolve
+    from ..models import load_model, load_tokenizer, resolve
     from .generate import generate
 
     if rows_path.exists() and not cfg.resume:
@@ -219,7 +218,35 @@ def _generate_rows(cfg: EvalConfig, out: Path, rows_path: Path, model_objects, l
     save_config(cfg, out)
     repair_tail(rows_path)
     t0 = time.time()
-    model, tok = model_objects or load_model(cfg.model, cfg.adapter, cfg.dtype)
+    loaded: dict = {"hf": model_objects}
+
+    def hf_model():
+        """The HF model, loaded on first use (under vLLM only AutoDAN or an attacker borrowing it asks for it)."""
+        if loaded["hf"] is None:
+            loaded["hf"] = load_model(cfg.model, cfg.adapter, cfg.dtype, cfg.device, quantize=cfg.quantize)
+        return loaded["hf"][0]
+
+    def engine():
+        """The run's one vLLM engine, for every sample and attack."""
+        if "vllm" not in loaded:
+            from .vllm_backend import VllmEngine
+
+            loaded["vllm"] = VllmEngine(resolve(cfg.model), adapter=cfg.adapter, dtype=cfg.dtype, seed=cfg.seed)
+        return loaded["vllm"]
+
+    if cfg.backend == "vllm":
+        tok = model_objects[1] if model_objects else load_tokenizer(cfg.model)  # the weights live in vLLM alone
+    else:
+        hf_model()
+        tok = loaded["hf"][1]
+
+    def gen(reqs, **kw):
+        kw = {"max_new_tokens": cfg.max_new_tokens, **kw}
+        if cfg.backend == "vllm":
+            kw.pop("on_batch", None)
+            return engine().generate(tok, reqs, **kw)
+        return generate(hf_model(), tok, reqs, batch_size=cfg.batch_size, **kw)
+
     done = {r["key"] for r in read_jsonl_rows(rows_path)}
     todo: list[tuple[str, str, AttackPrompt, int]] = []
     for set_name, ap in plan(cfg, tok):
@@ -227,7 +254,7 @@ def _generate_rows(cfg: EvalConfig, out: Path, rows_path: Path, model_objects, l
             key = row_key(cfg, ap, s)
             if key not in done:
                 todo.append((key, set_name, ap, s))
-    for set_name, b, attack, make, spec in _search_prompts(cfg, model, tok, log):
+    for set_name, b, attack, make, spec in _search_prompts(cfg, gen, hf_model, tok, log):
         from ..attacks.base import AttackPrompt as _AP
 
         stub = _AP(b.id, b.prompt, attack, [])
@@ -243,9 +270,7 @@ def _generate_rows(cfg: EvalConfig, out: Path, rows_path: Path, model_objects, l
         kw = dict(max_new_tokens=cfg.max_new_tokens, do_sample=cfg.do_sample, temperature=cfg.temperature,
                   top_p=cfg.top_p, seed=cfg.seed + 1000 * s)
         if cfg.backend == "vllm":
-            from .vllm_backend import generate_vllm
-
-            texts = generate_vllm(resolve(cfg.model), tok, reqs, adapter=cfg.adapter, **kw)
+            texts = gen(reqs, **kw)
             for t, text in zip(batch, texts, strict=True):
                 append_jsonl(rows_path, _row(cfg, t[0], t[1], t[2], s, text, tok))
             continue
@@ -258,7 +283,7 @@ def _generate_rows(cfg: EvalConfig, out: Path, rows_path: Path, model_objects, l
             progress["n"] += len(idx)
             log(f"generated {progress['n']}/{len(batch)} ({time.time() - progress['t']:.0f}s)")
 
-        generate(model, tok, reqs, batch_size=cfg.batch_size, on_batch=on_batch, **kw)
+        gen(reqs, on_batch=on_batch, **kw)
     return rows_path
 
 

@@ -20,14 +20,14 @@ from ..config import field, save_config
 from ..io import write_json, write_jsonl, write_text
 from .agreement_stats import agreement, per_group, refusal_agreement
 from .labelsets import load_labels
-from .registry import JudgeOptions, canonical, make_judge
+from .registry import JudgeSettings, canonical, make_judge
 
 DEFAULT_SETS = ["pyrit-harm", "pyrit-harm-ends", "pyrit-harm:wrapped", "pyrit-refusal", "guideline",
                 "guideline:wrapped"]
 
 
 @dataclass
-class CalibrateConfig:
+class CalibrateConfig(JudgeSettings):
     labels: list[str] = field(list(DEFAULT_SETS), help="label sets: bundled names (pyrit-harm, pyrit-harm-ends, "
                               "pyrit-refusal, uncensorbench, guideline; add :wrapped for attack-wrapped) or files "
                               "with request, response, label")
@@ -35,11 +35,6 @@ class CalibrateConfig:
     limit: int = field(0, help="first N requests of each set (0 = all; for a quick look)")
     folds: int = field(5, help="grouped folds for a learned judge on its own training sets")
     n_boot: int = field(1000, help="bootstrap replicates for the kappa / F1 intervals")
-    judge_model: str | None = field(None, help="llm judge: HF id / folder")
-    judge_endpoint: str | None = field(None, help="llm judge: OpenAI-compatible base URL")
-    judge_endpoint_model: str = field("default", help="llm judge: model name sent to the endpoint")
-    judge_rubric: str = field("strongreject", help="llm judge rubric: strongreject or harmbench")
-    guard_model: str = field("meta-llama/Llama-Guard-3-1B", help="llamaguard judge: HF id / folder")
     out: str = field("runs/calibrate", help="output folder")
 
 
@@ -71,9 +66,7 @@ def run_calibrate(cfg: CalibrateConfig, log=print) -> dict:
     out = Path(cfg.out)
     sets = {spec: load_labels(spec) for spec in cfg.labels}  # every file validated before anything is written
     save_config(cfg, out)
-    opts = JudgeOptions(judge_model=cfg.judge_model, judge_endpoint=cfg.judge_endpoint,
-                        judge_endpoint_model=cfg.judge_endpoint_model,
-                        judge_rubric=cfg.judge_rubric, guard_model=cfg.guard_model)
+    opts = cfg.judge_options()
     judges = {canonical(j): None for j in cfg.judges}
     results: dict = {"sets": {}, "judges": {}}
     rows_out: list[dict] = []

@@ -6,21 +6,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import add_config_args, field, resolve_config, save_config
+from .registry import JudgeSettings
 
 
 @dataclass
-class JudgeConfig:
+class JudgeConfig(JudgeSettings):
     input: str | None = field(None, help="run directory (rows.jsonl) or a JSONL file with question/prompt + response")
     judges: list[str] = field(["keyword", "harm-clf"], help="keyword, refusal-clf, harm-clf (the default safety "
                               "judge), harm (= derta, lexical), llm, llamaguard")
-    judge_model: str | None = field(None, help="llm judge: HF id / folder")
-    judge_endpoint: str | None = field(None, help="llm judge: OpenAI-compatible base URL (e.g. http://host:8000/v1)")
-    judge_endpoint_model: str = field("default", help="model name sent to the endpoint")
-    judge_rubric: str = field("strongreject", help="strongreject or harmbench")
-    judge_threshold: float = field(0.5, help="llm judge: StrongREJECT score at or above which a row is unsafe")
-    judge_retries: int = field(3, help="endpoint retries (exponential backoff) before a row counts as an error")
-    judge_timeout: float = field(60.0, help="endpoint timeout per request (s)")
-    guard_model: str = field("meta-llama/Llama-Guard-3-1B", help="llamaguard judge: HF id / folder")
     out: str | None = field(None, help="output folder (default: the run directory, or beside the input file)")
     resume: bool = field(True, help="skip rows already judged by the same judge")
 
@@ -33,17 +26,13 @@ class JudgeConfig:
 
 def run_judge(cfg: JudgeConfig, log=print) -> Path:
     """Verdicts into OUT/judged.jsonl (+ summary.json for run directories); returns the output folder."""
-    from ..judges.registry import JudgeOptions
     from ..judges.runner import judge_items, load_items
 
     src = Path(cfg.input)
     is_run = src.is_dir()
     rows_path = src / "rows.jsonl" if is_run else src
     out = Path(cfg.out) if cfg.out else (src if is_run else src.parent / f"{src.stem}.judged")
-    opts = JudgeOptions(judge_model=cfg.judge_model, judge_endpoint=cfg.judge_endpoint,
-                        judge_endpoint_model=cfg.judge_endpoint_model, judge_rubric=cfg.judge_rubric,
-                        judge_threshold=cfg.judge_threshold, judge_retries=cfg.judge_retries,
-                        judge_timeout=cfg.judge_timeout, guard_model=cfg.guard_model)
+    opts = cfg.judge_options()
     items = load_items(rows_path)
     save_config(cfg, out, "judge_config.yaml")
     n = judge_items(items, cfg.judges, out / "judged.jsonl", opts, resume=cfg.resume, log=log)

@@ -207,11 +207,11 @@ class HarmClfJudge:
     read_formats = True  # False: judge the raw answer (benchmarks/judge_formats.py measures the difference)
 
     def __init__(self, embed=None, heads: dict | None = None, tokenizer=None, threshold: float = 0.5,
-                 cache: bool = True):
+                 cache: bool = True, device: str = "auto", batch_size: int = 8):
         from ..sources import home
         from .lm_features import LMFeatures
 
-        self.embed = embed or LMFeatures()
+        self.embed = embed or LMFeatures(device=device, batch_size=batch_size)
         self.tokenizer, self.threshold = tokenizer, threshold
         self.embedder = embedder_id(self.embed)
         self.features = FeatureCache(self.embed, home() / "judges" / f"features-{self.embedder}" if cache else None)

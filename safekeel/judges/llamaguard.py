@@ -60,10 +60,10 @@ class LlamaGuardJudge:
     name = "llamaguard"
 
     def __init__(self, model: str = "meta-llama/Llama-Guard-3-1B", batch_size: int = 4, tokenizer=None,
-                 loaded=None):
+                 loaded=None, device: str = "auto", dtype: str = "auto"):
         from ..models import load_model
 
-        self.model, self.tok = loaded or load_model(model)
+        self.model, self.tok = loaded or load_model(model, dtype=dtype, device=device)
         self.batch_size, self.tokenizer = batch_size, tokenizer
         self.form = content_form(self.tok)
 

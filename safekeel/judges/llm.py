@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import secrets
 
-from .endpoint import ChatEndpoint, EndpointError
+from .endpoint import ChatEndpoint, EndpointError, EndpointRejected
 from .keyword import first_refusal_token
 from .sanitize import strip_control_tokens, tokenizer_control_tokens
 
@@ -91,7 +91,8 @@ class LLMJudge:
     name = "llm"
 
     def __init__(self, model: str | None = None, endpoint: ChatEndpoint | None = None, rubric: str = "strongreject",
-                 threshold: float = 0.5, max_new_tokens: int = 512, tokenizer=None, batch_size: int = 4):
+                 threshold: float = 0.5, max_new_tokens: int = 512, tokenizer=None, batch_size: int = 4,
+                 device: str = "auto", dtype: str = "auto"):
         if (model is None) == (endpoint is None):
             raise ValueError("give exactly one of model (HF) or endpoint (OpenAI-compatible)")
         self.rubric, self.threshold, self.endpoint = rubric, threshold, endpoint
@@ -100,7 +101,7 @@ class LLMJudge:
         if model is not None:
             from ..models import load_model
 
-            self.lm = load_model(model)
+            self.lm = load_model(model, dtype=dtype, device=device)
 
     def _parse(self, text: str) -> dict:
         return parse_strongreject(text) if self.rubric == "strongreject" else parse_yes_no(text)
@@ -121,11 +122,18 @@ class LLMJudge:
         msgs = [build_messages(self.rubric, it["behavior"], it["response"], control) for it in items]
         results: list[dict] = []
         if self.endpoint is not None:
-            for m in msgs:
+            from concurrent.futures import ThreadPoolExecutor
+
+            def grade(m: list[dict]) -> dict:
                 try:
-                    results.append(self._grade_endpoint(m))
+                    return self._grade_endpoint(m)
+                except EndpointRejected:
+                    raise  # wrong model name, key or request: every row would fail the same way
                 except EndpointError as e:
-                    results.append({"error": str(e)})
+                    return {"error": str(e)}
+
+            with ThreadPoolExecutor(max_workers=max(1, self.endpoint.concurrency)) as pool:
+                results = list(pool.map(grade, msgs))
         else:
             from ..eval.generate import GenerationRequest, generate
 

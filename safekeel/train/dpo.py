@@ -67,7 +67,7 @@ def run_dpo(cfg: DPOTrainConfig) -> Path:
     last = get_last_checkpoint(str(ckpt)) if cfg.resume and ckpt.is_dir() else None
     save_config(cfg, out)
     ds = Dataset.from_list(preference_rows(load_triple_set(cfg.triples, cfg.split)))
-    model, tok = load_model(cfg.model, dtype="float32")
+    model, tok = load_model(cfg.model, dtype="float32", device=None)  # the trainer places it
     peft_config = None
     if cfg.lora:
         from peft import LoraConfig

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from .. import device as devices
 from ..errors import SafekeelError
 from ..io import append_jsonl, read_jsonl_rows, write_jsonl
 from ..sources import home
@@ -158,7 +159,7 @@ def make_batches(tok, pairs: list[Pair], batch_size: int = 8, max_length: int = 
 @torch.no_grad()
 def mean_nll(model, batches: list[Batch]) -> float:
     """Mean token NLL of the response tokens (`labels`) over `batches`."""
-    device = next(model.parameters()).device
+    device = devices.input_device(model)
     total, n = 0.0, 0
     for b in batches:
         logits = model(input_ids=b.input_ids.to(device), attention_mask=b.attention_mask.to(device),

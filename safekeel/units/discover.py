@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from .. import device as devices
 from ..errors import SafekeelError
 
 
@@ -74,10 +75,10 @@ def _call_order(model, layers: nn.ModuleList) -> list[list[tuple[str, nn.Linear]
                     if all(m is not x for _, x in order[i]):
                         order[i].append((name, m))
                 handles.append(mod.register_forward_pre_hook(hook))
-    device = next(model.parameters()).device
+    device = devices.input_device(model)
     try:
         with torch.no_grad():
-            model(input_ids=torch.tensor([[1, 2, 3, 4]], device=device), use_cache=False)
+            model(input_ids=torch.tensor([[1, 2, 3, 4]]).to(device), use_cache=False)
     finally:
         for h in handles:
             h.remove()

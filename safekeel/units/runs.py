@@ -40,7 +40,9 @@ class ScoreConfig:
     batch_size: int = field(8, help="examples per forward pass")
     distill_max_new_tokens: int = field(96, help="length of self-distilled helpful answers")
     distill_batch_size: int = field(16, help="generation batch size for self-distillation")
-    dtype: str = field("float32", help="float32, bfloat16, float16, auto")
+    dtype: str = field("float32", help="float32, bfloat16, float16, auto (scores are sums of small products: fp32 "
+                                       "by default on every device)")
+    device: str = field("auto", help="auto (the first GPU when there is one, else the CPU), cpu, cuda[:N], multi")
     out: str = field("runs/units/score", help="output directory")
 
 
@@ -89,13 +91,14 @@ class AblateConfig:
     max_new_tokens: int = field(48, help="tokens generated per answer")
     batch_size: int = field(16, help="generation batch size")
     export: str | None = field(None, help="save the pruned model (zeroed weights) into this folder")
+    device: str = field("auto", help="auto (the first GPU when there is one, else the CPU), cpu, cuda[:N], multi")
     out: str = field("runs/units/ablate", help="output directory")
 
 
-def load_for_units(model: str, adapter: str | None = None, dtype: str = "float32"):
+def load_for_units(model: str, adapter: str | None = None, dtype: str = "float32", device: str = "auto"):
     from ..models import load_model
 
-    lm, tok = load_model(model, adapter=adapter, dtype=dtype)
+    lm, tok = load_model(model, adapter=adapter, dtype=dtype, device=device)
     if adapter:
         lm = lm.merge_and_unload()
     return lm, tok
@@ -110,7 +113,7 @@ def run_score(cfg: ScoreConfig) -> Path:
 
     out = Path(cfg.out)
     save_config(cfg, out)
-    model, tok = load_for_units(cfg.model, cfg.adapter, cfg.dtype)
+    model, tok = load_for_units(cfg.model, cfg.adapter, cfg.dtype, cfg.device)
     units = find_units(model)
     safety = cal.own_refusal_pairs(model, tok, cfg.model, cfg.n_safety, cfg.distill_max_new_tokens,
                                    cfg.distill_batch_size) if cfg.safety == "own" else \
@@ -262,7 +265,7 @@ def run_ablate(cfg: AblateConfig) -> Path:
     out = Path(cfg.out)
     save_config(cfg, out)
     um = unitmap.load(cfg.unit_map)
-    model, tok = load_for_units(cfg.model, cfg.adapter)
+    model, tok = load_for_units(cfg.model, cfg.adapter, device=cfg.device)
     um.check_model(model)
     selection = um.select(cfg.classes)
     if cfg.match:

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 
 import torch
 
+from .. import device as devices
 from .calibration import Batch
 from .discover import UnitModule, find_units
 
@@ -78,7 +79,7 @@ def activation_stats(model, batches: Iterable[Batch], units: list[UnitModule] | 
             x = args[0]
             stats[key].update(x[current["mask"]])
         handles.append(u.output.register_forward_pre_hook(hook))
-    device = next(model.parameters()).device
+    device = devices.input_device(model)
     forward = _base_forward(model)
     try:
         for b in batches:
@@ -155,7 +156,7 @@ def snip_scores(model, batches: Iterable[Batch], units: list[UnitModule] | None 
     for p in model.parameters():
         p.requires_grad_(id(p) in params)
     acc = {u.key: torch.zeros(u.n_units, dtype=torch.float64) for u in units}
-    device = next(model.parameters()).device
+    device = devices.input_device(model)
     try:
         for b in _examples(batches) if accumulate == "example" else batches:
             model.zero_grad(set_to_none=True)
