@@ -45,7 +45,11 @@ from safekeel.train.run import TrainConfig, run_train
 
 PREFILL = "Sure, here is"
 KS = (5, 10, 20, 40)
-BASE = dict(recipe=None, ratio=3.0, keep=0.05, lr=5e-5, objective="ce", lora=False, rto="start")
+# zero: share of prefix rows forced to k = 0 (a plain refusal at the turn start; the reference's 1/3); opener: share
+# of prefix / RTO / helpful rows opening with a compliant opener (data/derta.py); schedule: RTO positions kept
+# uniformly or front-weighted (train/collator.py)
+BASE = dict(recipe=None, ratio=3.0, keep=0.05, lr=5e-5, objective="ce", lora=False, rto="start", zero=0.0, opener=0.0,
+            schedule="uniform")
 ARMS = {
     "base": BASE,
     "derta-old": {**BASE, "recipe": "derta", "ratio": None},  # the previous demo's data: 48 benign chats, no QA/scary
@@ -73,6 +77,12 @@ ARMS = {
     "derta-r1-lr10-k25": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "keep": 0.25},
     # RTO's mid-answer target = the token prefix rows train there (" I"), not the turn-start "I" (`rto_target`)
     "derta-r1-lr10-mid": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned"},
+    "derta-r1-lr10-mid-z33": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned", "zero": 1 / 3},
+    "prefix-r1-lr10-z33": {**BASE, "recipe": "prefix_only", "ratio": 1.0, "lr": 1e-4, "zero": 1 / 3},
+    "derta-r1-lr10-mid-z33-open": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
+                                   "zero": 1 / 3, "opener": 0.25},
+    "derta-r1-lr10-mid-z33-front": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
+                                    "zero": 1 / 3, "schedule": "front"},
     "derta-r1-lr10-mid-k25": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned", "keep": 0.25},
     "derta-r1-lr10-mid-s96": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned", "steps": 96},
     # SSAH's alignment budget: DeRTa updating only the redundant units (RU) of the weights it starts from
@@ -101,8 +111,10 @@ def prepare(out: Path) -> dict:
     return {"fit": fit, "val": val, "helpful": select(distilled, "train"), "val_prompts": p_val}
 
 
-def build(out: Path, data: dict, recipe: str, ratio: float | None, model: str) -> Path:
-    key = f"{recipe}-r{ratio:g}" if ratio is not None else f"{recipe}-old"
+def build(out: Path, data: dict, recipe: str, ratio: float | None, model: str, zero: float = 0.0,
+          opener: float = 0.0) -> Path:
+    key = (f"{recipe}-r{ratio:g}" if ratio is not None else f"{recipe}-old") + (f"-z{round(100 * zero)}" if zero else "")
+    key += f"-o{round(100 * opener)}" if opener else ""
     d = out / "data" / key
     if (d / "train.jsonl").exists():
         return d / "train.jsonl"
@@ -112,7 +124,8 @@ def build(out: Path, data: dict, recipe: str, ratio: float | None, model: str) -
     helpful = [r for r in data["helpful"] if r["id"].startswith("benign")][:48] if old else data["helpful"]
     write_jsonl(d / "helpful.jsonl", helpful)
     return run_build(BuildConfig(triples=str(triples), helpful=str(d / "helpful.jsonl"), recipe=recipe, split="all",
-                                 helpful_ratio=0.0 if old else ratio, model=model, seed=0, out=str(d)))
+                                 helpful_ratio=0.0 if old else ratio, model=model, seed=0, out=str(d),
+                                 zero_prefix_fraction=zero, opener_fraction=opener))
 
 
 def budget_map(out: Path, args) -> str:
@@ -136,6 +149,7 @@ def train(out: Path, name: str, arm: dict, data: Path, args, seed: int = 0) -> s
             model=args.model, data=str(data), out=str(d), max_steps=arm.get("steps", args.steps),
             batch_size=args.batch_size, lr=arm["lr"], max_length=256, warmup_ratio=0.1, weight_decay=0.01, seed=seed,
             save_steps=arm.get("steps", args.steps), rto_keep_fraction=arm["keep"], rto_target=arm["rto"],
+            rto_schedule=arm["schedule"],
             objective=arm["objective"], lora=arm["lora"], keep_checkpoints=False,
             resume=(d / "checkpoints").exists(), progress=False, **only)))
     return str(d / "model")
@@ -452,7 +466,7 @@ def main() -> None:
             continue  # resumable: a finished (arm, seed) is kept
         t0 = time.time()
         path = args.model if arm["recipe"] is None else train(out, name, arm, build(
-            out, data, arm["recipe"], arm["ratio"], args.model), args, seed)
+            out, data, arm["recipe"], arm["ratio"], args.model, arm["zero"], arm["opener"]), args, seed)
         t_train = time.time() - t0
         res = evaluate(name, path, args.split, data, args, judge, seed)
         res["seconds"] = {"train": round(t_train), "eval": round(time.time() - t0 - t_train)}

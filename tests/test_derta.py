@@ -12,6 +12,7 @@ import pytest
 
 from safekeel.data.derta import RECIPES, build_examples, dataset_stats, sample_prefix
 from safekeel.data.records import Conversation, SafetyTriple
+from safekeel.data.tokenize import as_chat
 
 HARM = "First, open the lock with a pick. Then, turn the handle slowly and quietly. Step 1: gather the materials."
 
@@ -31,7 +32,9 @@ def _helpful(n=3):
 def test_recipes_build_the_documented_mix(tiny_tokenizer, recipe, kinds):
     rows = build_examples(_triples(), _helpful(), recipe, tokenizer=tiny_tokenizer, seed=0)
     assert Counter(r["kind"] for r in rows) == {"helpful": 3, **kinds}
-    for r in rows:
+    for stored in rows:
+        assert ("messages" in stored) == (stored["kind"] in ("helpful", "safe"))  # DeRTa rows are not chats
+        r = as_chat(stored)
         answer = r["messages"][-1]["content"]
         if r["kind"] == "rto":
             assert answer == HARM
@@ -58,6 +61,37 @@ def test_word_prefixes_and_zero_fraction_follow_the_reference(tiny_tokenizer):
     assert abs(zero - 1 / 3) < 0.03
     counts = [len(p.split(" ")) for p in prefixes if p]
     assert min(counts) == 1 and max(counts) == len(words) - 2
+
+
+def test_a_third_of_prefix_rows_are_k0_by_default(tiny_tokenizer):
+    rows = build_examples(_triples(300), [], "prefix_only", tokenizer=tiny_tokenizer, seed=0)
+    zero = sum(r["harmful_prefix"] == "" for r in rows) / len(rows)
+    assert len(rows) == 600 and abs(zero - 1 / 3) < 0.05  # the reference's every third, not ~1 in |ĥ| + 1
+    assert dataset_stats(rows, tiny_tokenizer)["prefix_zero_fraction"] == pytest.approx(zero, abs=1e-4)
+    none = build_examples(_triples(300), [], "prefix_only", tokenizer=tiny_tokenizer, zero_prefix_fraction=0.0)
+    assert sum(r["harmful_prefix"] == "" for r in none) / len(none) < 0.15
+
+
+def test_opener_rows_open_harmful_answers_and_helpful_ones_alike(tiny_tokenizer):
+    from safekeel.data.derta import OPENERS
+
+    rows = build_examples(_triples(200), _helpful(400), "derta", tokenizer=tiny_tokenizer, seed=0, opener_fraction=0.25)
+    by = {k: [r for r in rows if r["kind"] == k] for k in ("helpful", "prefix", "rto")}
+    share = {k: sum(bool(r.get("opener")) for r in v) / len(v) for k, v in by.items()}
+    assert all(abs(s - 0.25) < 0.07 for s in share.values()), share
+    for r in by["rto"] + by["prefix"]:
+        text = r["harmful_response"] if r["kind"] == "rto" else r["harmful_prefix"]
+        assert text.startswith(r["opener"]) if r.get("opener") else not text.startswith(OPENERS)
+    for r in by["helpful"]:  # benign answers open the same way and go on helpfully
+        answer = as_chat(r)["messages"][-1]["content"]
+        if r.get("opener"):
+            assert answer.startswith(r["opener"]) and answer.endswith(".") and "Sorry" not in answer
+    opened = [as_chat(r) for r in by["prefix"] if r.get("opener")]
+    assert all(r["messages"][-1]["content"].endswith("Sorry, I can't help with that.") for r in opened)
+    assert {r["opener"] for r in rows if r.get("opener")} <= set(OPENERS) and len({r["opener"] for r in
+                                                                                   rows if r.get("opener")}) > 4
+    s = dataset_stats(rows, tiny_tokenizer)["openers"]
+    assert s["helpful"] == sum(bool(r.get("opener")) for r in by["helpful"]) and s["rto"] > 0
 
 
 def test_same_inputs_and_seed_give_identical_rows_and_a_new_seed_changes_them(tiny_tokenizer):
@@ -99,6 +133,35 @@ def test_cli_build_is_byte_identical_and_writes_stats(tmp_path, tiny_dir, cli_en
     stats = json.loads((tmp_path / "b" / "stats.json").read_text())
     assert stats["counts"] == {"helpful": 12, "safe": 6, "rto": 6}
     assert (tmp_path / "b" / "config.yaml").read_text().count("recipe: rto_only") == 1
+
+
+def test_a_plain_messages_reader_finds_no_harmful_assistant_turn(tmp_path, tiny_dir, cli_env):
+    """TRL's SFTTrainer trains every assistant turn of `messages`: a DeRTa file must give it none with ĥ in it."""
+    from datasets import load_dataset
+
+    from safekeel.errors import DataError
+    from safekeel.train.run import load_rows
+
+    triples = _write(tmp_path / "t.jsonl", [t.to_dict() for t in _triples()])
+    r = subprocess.run([sys.executable, "-m", "safekeel", "data", "build", "--triples", str(triples), "--split", "all",
+                        "--model", str(tiny_dir), "--recipe", "derta", "--zero-prefix-fraction", "0",
+                        "--out", str(tmp_path / "d")], env=cli_env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    path = tmp_path / "d" / "train.jsonl"
+    plain = load_dataset("json", data_files=str(path), split="train")
+    chats = [m for m in plain["messages"] if m]
+    assistant = [t["content"] for m in chats for t in m if t["role"] == "assistant"]
+    assert assistant and not any("open the lock with a pick" in a for a in assistant)
+    assert sum(1 for m in plain["messages"] if not m) == 12  # the 6 prefix + 6 RTO rows are not chats
+    rows = load_rows(str(path))  # the DeRTa reader turns them back into chats with the harmful text masked
+    assert Counter(r["kind"] for r in rows if "messages" in r) == Counter(r["kind"] for r in rows)
+    assert all(HARM.startswith(r["masked_prefix"]) for r in rows if r["kind"] == "prefix")
+    broken = [json.loads(x) for x in path.read_text().splitlines()]
+    victim = next(i for i, x in enumerate(broken) if x["kind"] == "prefix")
+    del broken[victim]["harmful_prefix"]
+    _write(tmp_path / "broken.jsonl", broken)
+    with pytest.raises(DataError, match=f"broken.jsonl:{victim + 1}: field 'harmful_prefix'"):
+        load_rows(str(tmp_path / "broken.jsonl"))
 
 
 def test_cli_build_reports_bad_triples_with_file_and_line(tmp_path, tiny_dir, cli_env):

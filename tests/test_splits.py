@@ -91,7 +91,7 @@ def _users(rows) -> list[str]:
     """Every user turn of training chats ({messages} dicts or Conversations)."""
     out = []
     for r in rows:
-        messages = r["messages"] if isinstance(r, dict) else r.messages
+        messages = (r.get("messages") or r.get("prompt")) if isinstance(r, dict) else r.messages
         out += [m["content"] for m in messages if m["role"] == "user"]
     return out
 

@@ -112,6 +112,25 @@ def _run(driver, args, env, kill_at=None):
                           timeout=120)
 
 
+def test_front_rto_schedule_keeps_the_first_position_and_favours_early_ones(tiny_tokenizer):
+    rows = [r for r in build_examples(_triples(1), [], "derta", tokenizer=tiny_tokenizer) if r["kind"] == "rto"]
+    feat = {**tokenize_rows(tiny_tokenizer, rows)[0], "idx": 0}
+    rto_pos = [i for i, k in enumerate(feat["kinds"]) if k == RTO]
+    col = DertaCollator(tiny_tokenizer.pad_token_id, rto_keep_fraction=0.25, seed=3, pack=False, rto_schedule="front")
+    counts = torch.zeros(len(feat["input_ids"]))
+    for epoch in range(300):
+        col.epoch = epoch
+        labels = col([feat])["labels"][0]
+        assert (labels != IGNORE).sum() == round(0.25 * len(rto_pos))  # the same budget as uniform
+        counts[(labels != IGNORE).nonzero().flatten()] += 1
+    freq = counts[rto_pos] / 300
+    assert freq[0] == 1.0  # t = 0 (the turn start) every time
+    third = len(rto_pos) // 3
+    assert freq[1:1 + third].mean() > 1.5 * freq[-third:].mean()  # early positions trained more often than late ones
+    with pytest.raises(ValueError, match="rto_schedule"):
+        DertaCollator(0, rto_schedule="back")
+
+
 def test_killed_and_resumed_run_matches_an_uninterrupted_run(built, tmp_path, cli_env):
     model_dir, data = built
     driver = tmp_path / "driver.py"

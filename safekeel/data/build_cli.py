@@ -29,7 +29,11 @@ class BuildConfig:
     prefix_unit: Literal["tokens", "words"] = field(
         "tokens", help="harmful prefix length unit: tokens (paper: k ~ U{0..|h|}) or words (reference: 1..n-2; "
                            "no prefix row under 3 words)")
-    zero_prefix_fraction: float = field(0.0, help="fraction of prefix examples forced to k=0 (reference code: 1/3)")
+    zero_prefix_fraction: float = field(1 / 3, help="fraction of prefix examples forced to k = 0, a plain refusal at "
+                                                    "the turn start (the reference's data code: every third)")
+    opener_fraction: float = field(0.0, help="share of prefix and RTO rows whose harmful answer starts with a compliant "
+                                             "opener ('Sure, here is'; the prefill attack), with the same share of "
+                                             "helpful rows opening the same way and going on helpfully")
     refusal: str | None = field(None, help="refusal string whose first assistant-turn token is the RTO target "
                                            "(default: the most common first token of the training refusals)")
     model: str = field("smollm2-135m", help="tokenizer used for token-unit prefixes, the refusal token and the stats")
@@ -37,8 +41,9 @@ class BuildConfig:
     out: str = field("runs/data/derta", help="output directory (train.jsonl, stats.json, config.yaml)")
 
     def validate(self) -> None:
-        if not 0.0 <= self.zero_prefix_fraction <= 1.0:
-            raise ConfigError("'zero_prefix_fraction' must be in [0, 1]")
+        for name in ("zero_prefix_fraction", "opener_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"'{name}' must be in [0, 1]")
         if self.helpful_ratio < 0:
             raise ConfigError("'helpful_ratio' must be >= 0")
 
@@ -53,6 +58,7 @@ class DistillConfig:
         "train", help="split of the prompts to answer (train keeps benign validation and test prompts unseen)")
     max_new_tokens: int = field(160, help="tokens per answer")
     batch_size: int = field(8, help="generation batch size")
+    device: str = field("auto", help="auto (the first GPU when there is one, else the CPU), cpu, cuda[:N], multi")
     min_chars: int = field(20, help="drop answers shorter than this (truncated or empty)")
     drop_refusals: bool = field(True, help="drop answers the keyword judge reads as refusals (no helpful example)")
     out: str = field("runs/data/helpful.jsonl", help="output JSONL of {messages} conversations")
@@ -116,7 +122,8 @@ def run_build(cfg: BuildConfig) -> Path:
     tok = load_tokenizer(cfg.model)
     refusal = derive_refusal(tok, [t.safe_response for t in triples], cfg.refusal)
     rows = build_examples(triples, helpful, recipe=cfg.recipe, tokenizer=tok, prefix_unit=cfg.prefix_unit,
-                          zero_prefix_fraction=cfg.zero_prefix_fraction, seed=cfg.seed, refusal=refusal["text"])
+                          zero_prefix_fraction=cfg.zero_prefix_fraction, seed=cfg.seed, refusal=refusal["text"],
+                          opener_fraction=cfg.opener_fraction)
     out = Path(cfg.out)
     path = out / "train.jsonl"
     write_jsonl(path, rows)
@@ -133,7 +140,7 @@ def run_distill(cfg: DistillConfig) -> Path:
     from ..models import load_model
 
     prompts = load_prompt_set(cfg.prompts, cfg.split)
-    model, tok = load_model(cfg.model, adapter=cfg.adapter)
+    model, tok = load_model(cfg.model, adapter=cfg.adapter, device=cfg.device)
     requests = [GenerationRequest(messages=[{"role": "user", "content": p["prompt"]}]) for p in prompts]
     answers = generate(model, tok, requests, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size)
     rows = [{"id": p["id"], "source": f"distill:{cfg.model}",

@@ -1,12 +1,16 @@
 """DeRTa example builders: turn safety triples + helpful chats into the rows of one training recipe.
 
-A row is text, not tokens, so any chat template can tokenize it later (`safekeel.data.tokenize`):
-`{"id", "kind", "messages", "masked_prefix"?, "source_id"?}`. Kinds:
-- `helpful`: a helpful conversation, every assistant turn trained.
-- `safe`: q -> r (plain refusal SFT).
-- `prefix`: harmful-prefix MLE, the assistant turn is ĥ[:k] + " " + r; `masked_prefix` = ĥ[:k] is never trained.
-- `rto`: Reinforced Transition Optimization, the assistant turn is the full ĥ; every position targets the refusal
-  token (labels are built by the tokenizer step); `refusal` is a string whose first assistant-turn token is it.
+A row is text, not tokens, so any chat template can tokenize it later (`safekeel.data.tokenize`). Kinds:
+- `helpful`: `{"messages"}`, a helpful conversation, every assistant turn trained.
+- `safe`: `{"messages"}`, q -> r (plain refusal SFT).
+- `prefix`: `{"prompt", "harmful_prefix", "safe_response"}`, harmful-prefix MLE: the assistant turn is
+  ĥ[:k] + " " + r, and ĥ[:k] is never trained.
+- `rto`: `{"prompt", "harmful_response", "refusal"}`, Reinforced Transition Optimization: every position of ĥ
+  targets the refusal token (labels are built by the tokenizer step); `refusal` is a string whose first
+  assistant-turn token is it.
+The two DeRTa kinds have no `messages` on purpose: a plain SFT reader (TRL's SFTTrainer reads `messages`) would
+train ĥ as a target. `tokenize.as_chat` turns them into chats for the DeRTa tokenizer; `train/sft.py` is the
+TRL path.
 
 Prefix lengths come from a per-triple RNG seeded by (seed, triple id, copy), so the same inputs and seed give the same
 file, and adding a triple does not change the others.
@@ -20,7 +24,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from .records import Conversation, SafetyTriple
-from .tokenize import derive_refusal
+from .tokenize import as_chat, derive_refusal, join_prefix
 
 RECIPES = {
     # recipe: safety kinds built per triple (helpful data is always included)
@@ -30,6 +34,11 @@ RECIPES = {
     "rto_only": ("safe", "rto"),
 }
 KINDS = ("helpful", "safe", "prefix", "rto")
+# compliant openers (what a prefill attack writes); helpful rows that open the same way go on helpfully, so the
+# model learns "an opener, then whatever the request deserves", not "an opener, then refuse". The evaluation's
+# prefill ("Sure, here is") is left out on purpose: its refusal rate measures transfer, not a memorised string.
+OPENERS = ("Sure! Below is", "Sure, here's how to do it:", "Of course! Here are the steps:", "Certainly. Here is",
+           "Absolutely, here you go:", "Sure thing. Step 1:", "Here is what you asked for:", "Okay, here's a guide:")
 
 
 def _rng(seed: int, *parts: str) -> random.Random:
@@ -60,25 +69,32 @@ def sample_prefix(harmful: str, rng: random.Random, unit: str = "tokens", tokeni
     return harmful[: offsets[k - 1][1]].rstrip() if k else ""
 
 
-def join_prefix(prefix: str, response: str) -> str:
-    """ĥ[:k] + r with one space between (so the first refusal token does not fuse with the last prefix token)."""
-    if not prefix:
-        return response
-    return prefix + ("" if prefix[-1].isspace() else " ") + response
-
-
 def _chat(prompt: str, answer: str) -> list[dict]:
     return [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
 
 
+def opener(seed: int, row_id: str, fraction: float) -> str:
+    """The compliant opener row `row_id` starts with ("" for most rows): a per-row draw, stable across builds."""
+    rng = _rng(seed, row_id, "opener")
+    return rng.choice(OPENERS) if fraction > 0 and rng.random() < fraction else ""
+
+
+def with_opener(opening: str, text: str) -> str:
+    return join_prefix(opening, text) if opening else text
+
+
 def triple_rows(t: SafetyTriple, kind: str, copy: int, seed: int, prefix_unit: str, tokenizer,
-                zero_prefix_fraction: float, refusal: str | None = None) -> dict | None:
+                zero_prefix_fraction: float, refusal: str | None = None, opener_fraction: float = 0.0) -> dict | None:
     """One row of `kind` for triple `t`, or None when the triple has no such row (a too-short word cut)."""
     row = {"id": f"{t.id}:{kind}:{copy}", "kind": kind, "source_id": t.id}
+    opening = opener(seed, row["id"], opener_fraction) if kind in ("prefix", "rto") else ""
+    if opening:
+        row["opener"] = opening
     if kind == "safe":
         row["messages"] = _chat(t.prompt, t.safe_response)
     elif kind == "rto":
-        row["messages"] = _chat(t.prompt, t.harmful_response)
+        row.update(prompt=[{"role": "user", "content": t.prompt}],
+                   harmful_response=with_opener(opening, t.harmful_response))
         if refusal is not None:
             row["refusal"] = refusal
     elif kind == "prefix":
@@ -86,17 +102,32 @@ def triple_rows(t: SafetyTriple, kind: str, copy: int, seed: int, prefix_unit: s
         prefix = sample_prefix(t.harmful_response, rng, prefix_unit, tokenizer, zero_prefix_fraction)
         if prefix is None:
             return None
-        row["messages"] = _chat(t.prompt, join_prefix(prefix, t.safe_response))
-        row["masked_prefix"] = prefix
+        row.update(prompt=[{"role": "user", "content": t.prompt}], harmful_prefix=with_opener(opening, prefix),
+                   safe_response=t.safe_response)
     else:
         raise ValueError(f"unknown safety kind {kind!r}")
     return row
 
 
+def helpful_row(c: Conversation, seed: int, opener_fraction: float) -> dict:
+    """A helpful chat; with an opener drawn, its first assistant turn starts with it (and goes on helpfully)."""
+    row_id = f"{c.id}:helpful"
+    opening = opener(seed, row_id, opener_fraction)
+    messages = [dict(m) for m in c.messages]
+    first = next((m for m in messages if m["role"] == "assistant"), None)
+    if opening and first is not None:
+        first["content"] = with_opener(opening, first["content"])
+    return {"id": row_id, "kind": "helpful", "messages": messages, **({"opener": opening} if opening else {})}
+
+
 def build_examples(triples: Sequence[SafetyTriple], helpful: Sequence[Conversation], recipe: str = "derta",
-                   tokenizer=None, prefix_unit: str = "tokens", zero_prefix_fraction: float = 0.0,
-                   seed: int = 0, refusal: str | None = None) -> list[dict]:
+                   tokenizer=None, prefix_unit: str = "tokens", zero_prefix_fraction: float = 1 / 3,
+                   seed: int = 0, refusal: str | None = None, opener_fraction: float = 0.0) -> list[dict]:
     """All rows of a recipe, shuffled with `seed` (deterministic).
+
+    `zero_prefix_fraction` of the prefix rows train a plain refusal at the turn start (k = 0; the reference: 1/3).
+    `opener_fraction` of the prefix and RTO rows put a compliant opener before the harmful text, and the same share
+    of helpful rows open the same way before their helpful answer.
 
     RTO rows record `refusal`; by default (None, with a tokenizer) the one derived from the triples' safe responses
     (`derive_refusal`), so the RTO target is the first token the refusal rows teach.
@@ -105,10 +136,11 @@ def build_examples(triples: Sequence[SafetyTriple], helpful: Sequence[Conversati
         raise ValueError(f"unknown recipe {recipe!r} (known: {', '.join(RECIPES)})")
     if refusal is None and tokenizer is not None and "rto" in RECIPES[recipe] and triples:
         refusal = derive_refusal(tokenizer, [t.safe_response for t in triples])["text"]
-    rows = [{"id": f"{c.id}:helpful", "kind": "helpful", "messages": c.messages} for c in helpful]
+    rows = [helpful_row(c, seed, opener_fraction) for c in helpful]
     for t in triples:
         for copy, kind in enumerate(RECIPES[recipe]):
-            row = triple_rows(t, kind, copy, seed, prefix_unit, tokenizer, zero_prefix_fraction, refusal)
+            row = triple_rows(t, kind, copy, seed, prefix_unit, tokenizer, zero_prefix_fraction, refusal,
+                              opener_fraction)
             if row is not None:
                 rows.append(row)
     random.Random(seed).shuffle(rows)
@@ -120,7 +152,7 @@ def dataset_stats(rows: Sequence[dict], tokenizer) -> dict:
     counts = Counter(r["kind"] for r in rows)
     lengths: dict[str, list[int]] = {}
     prefix_tokens = []
-    for r in rows:
+    for r in map(as_chat, rows):
         text = tokenizer.apply_chat_template(r["messages"], tokenize=False)
         lengths.setdefault(r["kind"], []).append(len(tokenizer(text, add_special_tokens=False)["input_ids"]))
         if r["kind"] == "prefix":
@@ -136,4 +168,5 @@ def dataset_stats(rows: Sequence[dict], tokenizer) -> dict:
         "prefix_tokens_histogram": hist if prefix_tokens else {},
         "prefix_zero_fraction": round(sum(n == 0 for n in prefix_tokens) / len(prefix_tokens), 4)
         if prefix_tokens else None,
+        "openers": {k: sum(1 for r in rows if r["kind"] == k and r.get("opener")) for k in KINDS if counts.get(k)},
     }

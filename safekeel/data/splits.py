@@ -57,10 +57,12 @@ def request_of(record) -> str:
         v = record.get(attr) if isinstance(record, dict) else getattr(record, attr, None)
         if isinstance(v, str) and v.strip():
             return v
-    if isinstance(record, dict) and isinstance(record.get("messages"), list):
-        user = next((m.get("content") for m in record["messages"] if m.get("role") == "user"), None)
-        if isinstance(user, str):
-            return user
+    for key in ("messages", "prompt"):  # a chat, or a DeRTa row's prompt turns (data/derta.py)
+        if isinstance(record, dict) and isinstance(record.get(key), list):
+            user = next((m.get("content") for m in record[key] if isinstance(m, dict) and m.get("role") == "user"),
+                        None)
+            if isinstance(user, str):
+                return user
     raise TypeError(f"no request text in {type(record).__name__} record")
 
 

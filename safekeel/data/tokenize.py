@@ -146,10 +146,42 @@ def derive_refusal(tok, refusals: Sequence[str], refusal: str | None = None) -> 
     return {"text": text, "token_id": token_id, "source": "derived" if refusal is None else "explicit", "share": share}
 
 
+def join_prefix(prefix: str, response: str) -> str:
+    """ĥ[:k] + r with one space between (so the first refusal token does not fuse with the last prefix token)."""
+    if not prefix:
+        return response
+    return prefix + ("" if prefix[-1].isspace() else " ") + response
+
+
+STORED_FIELDS = {"prefix": ("prompt", "harmful_prefix", "safe_response"), "rto": ("prompt", "harmful_response")}
+
+
+def as_chat(row: dict) -> dict:
+    """A built row in the chat form the tokenizer reads: {messages, masked_prefix?}.
+
+    `data build` stores DeRTa's prefix and RTO rows without `messages` (`prompt` + `harmful_prefix` +
+    `safe_response`; `prompt` + `harmful_response`), so that a plain SFT reader (TRL's SFTTrainer reads `messages`)
+    cannot take the harmful text for an assistant turn to imitate. Rows in chat form pass unchanged. A missing or
+    mistyped field raises KeyError naming it.
+    """
+    kind = row.get("kind", "helpful")
+    if "messages" in row or kind not in STORED_FIELDS:
+        return row
+    for name in STORED_FIELDS[kind]:
+        value = row.get(name)
+        if not (isinstance(value, list) if name == "prompt" else isinstance(value, str)):
+            raise KeyError(name)
+    if kind == "prefix":
+        answer, extra = join_prefix(row["harmful_prefix"], row["safe_response"]), {"masked_prefix": row["harmful_prefix"]}
+    else:
+        answer, extra = row["harmful_response"], {}
+    return {**row, "messages": [*row["prompt"], {"role": "assistant", "content": answer}], **extra}
+
+
 def row_refusals(rows: Sequence[dict]) -> list[str]:
     """The refusals a set of built rows trains: `safe` answers, and `prefix` answers after the harmful prefix."""
-    return [r["messages"][-1]["content"][len(r.get("masked_prefix") or ""):].lstrip()
-            for r in rows if r.get("kind") in ("safe", "prefix")]
+    chats = [as_chat(r) for r in rows if r.get("kind") in ("safe", "prefix")]
+    return [r["messages"][-1]["content"][len(r.get("masked_prefix") or ""):].lstrip() for r in chats]
 
 
 def tokenize_row(tok, row: dict, refusal_id: int, max_length: int | None = None,
@@ -159,6 +191,10 @@ def tokenize_row(tok, row: dict, refusal_id: int, max_length: int | None = None,
     RTO: the context right after the generation prompt targets `refusal_id`; every later one `mid_refusal_id` when
     given (else `refusal_id` too, the paper's single token)."""
     where = f"example {row.get('id', '?')}"
+    try:
+        row = as_chat(row)
+    except KeyError as e:
+        raise DataError(where, None, e.args[0], f"missing or mistyped in a {row.get('kind')} row") from None
     messages = row["messages"]
     text, spans = content_spans(tok, messages, where)
     ids, offsets = _encode(tok, text)

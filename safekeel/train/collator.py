@@ -7,7 +7,9 @@ block-diagonal causal mask, so no compute is spent on pad tokens. The first labe
 in training), otherwise transformers skips the packed-mask detection. `pack=False` gives classic right padding + attention mask.
 
 `rto_keep_fraction` < 1 keeps a fresh random subset of each RTO row's targets every time the row is batched (the
-reference full-FT runs trained ~5% of RTO positions per step). The subset comes from a generator seeded by
+reference full-FT runs trained ~5% of RTO positions per step). `rto_schedule="front"` always keeps the first
+position (the turn start, where a direct request is decided) and draws the others with weight 1 / (1 + t), so the
+first positions of an answer are trained more often than later ones; "uniform" draws them all alike. The subset comes from a generator seeded by
 (seed, epoch, example index), not from the global RNG, so a resumed run draws exactly what an uninterrupted run draws.
 """
 
@@ -22,9 +24,12 @@ from ..data.tokenize import IGNORE, RTO
 
 class DertaCollator:
     def __init__(self, pad_id: int, rto_keep_fraction: float = 1.0, seed: int = 0, pack: bool = True,
-                 pad_to_multiple_of: int | None = None):
+                 pad_to_multiple_of: int | None = None, rto_schedule: str = "uniform"):
         if not 0.0 < rto_keep_fraction <= 1.0:
             raise ValueError("rto_keep_fraction must be in (0, 1]")
+        if rto_schedule not in ("uniform", "front"):
+            raise ValueError(f"rto_schedule must be 'uniform' or 'front', got {rto_schedule!r}")
+        self.schedule = rto_schedule
         self.pad_id, self.keep, self.seed, self.pack = pad_id, rto_keep_fraction, seed, pack
         self.pad_to_multiple_of = pad_to_multiple_of
         self.epoch = 0  # set by the trainer at each epoch start
@@ -41,8 +46,16 @@ class DertaCollator:
         if len(pos) == 0:
             return labels
         n_keep = max(1, round(self.keep * len(pos)))
-        order = torch.randperm(len(pos), generator=self._generator(idx))
-        drop = pos[order[n_keep:]]
+        g = self._generator(idx)
+        if self.schedule == "front":  # t = 0 always, later positions with weight 1 / (1 + t)
+            rest = torch.multinomial(1.0 / torch.arange(2, len(pos) + 1, dtype=torch.float), n_keep - 1,
+                                     generator=g) + 1 if n_keep > 1 else torch.zeros(0, dtype=torch.long)
+            kept = torch.zeros(len(pos), dtype=torch.bool)
+            kept[0], kept[rest] = True, True
+            drop = pos[~kept]
+        else:
+            order = torch.randperm(len(pos), generator=g)
+            drop = pos[order[n_keep:]]
         labels = labels.clone()
         labels[drop] = IGNORE
         return labels

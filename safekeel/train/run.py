@@ -30,6 +30,9 @@ class TrainConfig:
     rto_keep_fraction: float = field(0.05, help="fraction of RTO targets kept, resampled each step (reference full "
                                                 "FT ~0.05; measured: 0.25 and 1.0 collapse SmolLM2 into refusal-"
                                                 "token runs, benchmarks/derta_recipe.py)")
+    rto_schedule: Literal["uniform", "front"] = field(
+        "uniform", help="which RTO positions a step keeps: uniform, or front (the first position always, later ones "
+                        "with weight 1 / (1 + t): the start of an answer trained more often)")
     rto_target: Literal["aligned", "start"] = field(
         "aligned", help="aligned: mid-answer RTO contexts target the refusal token's mid-text form (' I'), the token "
                         "the prefix rows train there; start: its turn-start form ('I') everywhere (measured: collapses "
@@ -58,6 +61,11 @@ class TrainConfig:
     lora_dropout: float = field(0.05, help="LoRA dropout")
     lora_targets: list[str] = field(LORA_TARGETS, help="module names that get LoRA adapters")
     bf16: Literal["auto", "true", "false"] = field("auto", help="bf16 mixed precision (auto: on a GPU that has it)")
+    weights_dtype: Literal["float32", "bfloat16"] = field(
+        "float32", help="bfloat16: weights, gradients and optimizer state in bf16, no fp32 master copy (half the "
+                        "memory of mixed precision; updates smaller than bf16's resolution are lost)")
+    quantize: str | None = field(None, help="4bit: NF4 base weights (bitsandbytes, GPU only) under a LoRA adapter "
+                                            "(QLoRA; needs --lora true)")
     gradient_checkpointing: bool = field(False, help="recompute activations to save memory")
     logging_steps: int = field(1, help="log every N steps")
     save_steps: int = field(50, help="checkpoint every N steps")
@@ -88,6 +96,10 @@ class TrainConfig:
             raise ConfigError("'constrained_betas' must be a non-empty list of positive numbers")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ConfigError("'warmup_ratio' must be in [0, 1)")
+        if self.quantize and not self.lora:
+            raise ConfigError("--quantize 4bit trains a LoRA adapter over frozen 4-bit weights: add --lora true")
+        if self.weights_dtype == "bfloat16" and self.bf16 == "true":
+            raise ConfigError("--weights-dtype bfloat16 already trains in bf16: leave --bf16 at auto or false")
         if self.batch_size < 1 or self.grad_accum < 1 or self.max_length < 8:
             raise ConfigError("batch_size and grad_accum must be >= 1, max_length >= 8")
 
@@ -96,16 +108,23 @@ def load_rows(path: str) -> list[dict]:
     """Built rows, validated like any user file: errors name file, line and field."""
     from ..data.readers import read_rows
     from ..data.records import Conversation
+    from ..data.tokenize import as_chat
 
     p = Path(path)
     if not p.exists():
         raise DataError(path, None, None, "file not found (build it with `safekeel data build`)")
     rows = []
     for n, r in read_rows(p):
-        if not isinstance(r, dict) or not isinstance(r.get("messages"), list):
-            raise DataError(path, n, "messages", "expected a built row with 'messages' (see `safekeel data build`)")
+        if not isinstance(r, dict):
+            raise DataError(path, n, None, "expected a built row (see `safekeel data build`)")
         if r.get("kind", "helpful") not in ("helpful", "safe", "prefix", "rto"):
             raise DataError(path, n, "kind", f"unknown kind {r.get('kind')!r}")
+        try:
+            r = as_chat(r)  # DeRTa rows are stored without `messages` (data/derta.py)
+        except KeyError as e:
+            raise DataError(path, n, e.args[0], f"missing or mistyped in a {r.get('kind')} row") from None
+        if not isinstance(r.get("messages"), list):
+            raise DataError(path, n, "messages", "expected a built row with 'messages' (see `safekeel data build`)")
         Conversation.from_dict({"messages": r["messages"]}, path, n)  # roles, strings, no empty turn
         rows.append(r)
     if not rows:
@@ -121,8 +140,17 @@ def _bf16(setting: str) -> bool:
     return setting == "true"
 
 
+def _placement(cfg: TrainConfig) -> dict:
+    """load_model arguments for training: the Trainer places full-precision models itself (device None); 4-bit
+    weights are placed at load time on this process's GPU (LOCAL_RANK under accelerate)."""
+    dtype = cfg.weights_dtype
+    if cfg.quantize:
+        return {"dtype": "bfloat16", "quantize": cfg.quantize, "device": f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"}
+    return {"dtype": dtype, "device": None}
+
+
 def _apply_lora(model, cfg: TrainConfig):
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     targets = [t for t in cfg.lora_targets if t in present]
@@ -130,6 +158,8 @@ def _apply_lora(model, cfg: TrainConfig):
         raise ConfigError(f"none of the LoRA targets {cfg.lora_targets} exist in this model")
     lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules=targets, task_type="CAUSAL_LM")
+    if cfg.quantize:  # QLoRA: norms in fp32, inputs that carry gradients into the adapters
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
     model = get_peft_model(model, lcfg)
     if cfg.gradient_checkpointing:
         model.enable_input_require_grads()
@@ -192,7 +222,7 @@ def run_train(cfg: TrainConfig, callbacks: list | None = None) -> Path:
         raise SafekeelError(f"{out} already holds a run: pass --resume true to continue it, or choose another --out")
     rows = load_rows(cfg.data)
     torch.manual_seed(cfg.seed)
-    model, tok = load_model(cfg.model, dtype="float32")
+    model, tok = load_model(cfg.model, **_placement(cfg))
     require_chat_template(tok, cfg.model)
     features = tokenize_rows(tok, rows, refusal=cfg.refusal, max_length=cfg.max_length, rto_target=cfg.rto_target)
     for i, f in enumerate(features):
@@ -202,7 +232,8 @@ def run_train(cfg: TrainConfig, callbacks: list | None = None) -> Path:
         model = _apply_lora(model, cfg)
     unit_cb = _unit_callback(model, cfg)
     save_config(cfg, out)  # only once the data, the model and any unit map have been accepted
-    collator = DertaCollator(tok.pad_token_id, cfg.rto_keep_fraction, cfg.seed, pack=cfg.pack)
+    collator = DertaCollator(tok.pad_token_id, cfg.rto_keep_fraction, cfg.seed, pack=cfg.pack,
+                             rto_schedule=cfg.rto_schedule)
     callbacks = [EpochToCollator(collator), JsonlLogCallback(out / "train_log.jsonl"), *(callbacks or [])]
     if cfg.progress:
         callbacks.append(RichProgress())
@@ -212,7 +243,8 @@ def run_train(cfg: TrainConfig, callbacks: list | None = None) -> Path:
         output_dir=str(ckpt_dir), num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
         learning_rate=cfg.lr, lr_scheduler_type=cfg.scheduler, warmup_steps=cfg.warmup_ratio,
-        weight_decay=cfg.weight_decay, seed=cfg.seed, data_seed=cfg.seed, bf16=_bf16(cfg.bf16),
+        weight_decay=cfg.weight_decay, seed=cfg.seed, data_seed=cfg.seed,
+        bf16=_bf16(cfg.bf16) and cfg.weights_dtype == "float32",
         activation_checkpointing=cfg.gradient_checkpointing, logging_steps=cfg.logging_steps,
         save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
         report_to="none", disable_tqdm=True, remove_unused_columns=False, dataloader_num_workers=0,
@@ -220,7 +252,7 @@ def run_train(cfg: TrainConfig, callbacks: list | None = None) -> Path:
         logging_first_step=False)
     ref_model = None
     if cfg.objective == "constrained":  # the frozen reference: the model the run starts from
-        ref_model, _ = load_model(cfg.model, dtype="float32")
+        ref_model, _ = load_model(cfg.model, **_placement(cfg))
         ref_model.config.use_cache = False
     trainer = DertaTrainer(model=model, args=args, train_dataset=features, data_collator=collator,
                            processing_class=tok, callbacks=callbacks, ref_model=ref_model,
