@@ -127,7 +127,15 @@ def test_maps_are_checked_against_the_weights_they_were_scored_on(tmp_path):
     unhashed = unitmap.save(um, tmp_path / "old", plot=False)
     with pytest.raises(SafekeelError, match="records no weights hash"):
         build_freeze_callback(model, str(unhashed), ["esu"], "freeze")
-    # the hash does not depend on the dtype the same weights were loaded in
+    # the hash does not depend on the dtype the same weights were loaded in (a bf16 checkpoint read as bf16 or fp32)
     import copy
 
-    assert unitmap.weights_hash(copy.deepcopy(model).to(torch.bfloat16)) == unitmap.weights_hash(model)
+    bf16 = copy.deepcopy(model).to(torch.bfloat16)
+    assert unitmap.weights_hash(bf16) == unitmap.weights_hash(copy.deepcopy(bf16).to(torch.float32))
+    # but fp32 weights that differ below bf16's resolution are other weights (they shared a hash when it rounded)
+    nudged = copy.deepcopy(model)
+    with torch.no_grad():
+        w = nudged.model.layers[0].mlp.down_proj.weight
+        w[0, 0] = w[0, 0] * (1 + 2**-12)  # bf16 keeps 8 bits of mantissa: the same bf16 value
+    assert w[0, 0].to(torch.bfloat16) == model.model.layers[0].mlp.down_proj.weight[0, 0].to(torch.bfloat16)
+    assert unitmap.weights_hash(nudged) != unitmap.weights_hash(model)

@@ -156,6 +156,9 @@ def test_cli_score_classify_ablate_end_to_end(tmp_path, tiny_dir, cli_env):
     other = save_tiny(tmp_path / "other", intermediate=96)
     with pytest.raises(SafekeelError, match="does not fit this model"):
         run_ablate(AblateConfig(unit_map=str(out), model=str(other), behaviors=str(behaviors), out=str(abl)))
+    twin = save_tiny(tmp_path / "twin", seed=1)  # same shapes, other weights: pruning its "ESU" would mean nothing
+    with pytest.raises(SafekeelError, match="scored on other weights"):
+        run_ablate(AblateConfig(unit_map=str(out), model=str(twin), behaviors=str(behaviors), out=str(abl)))
     proc = _cli("classify", str(tmp_path / "nope"), env=cli_env)
     assert proc.returncode == 2 and "nope: not found" in proc.stderr
 
@@ -230,3 +233,27 @@ def test_shipped_configs_resolve(repo_root, name, cls):
     cfg = resolve_config(getattr(runs, cls), yaml_path=str(repo_root / "configs" / f"{name}.yaml"),
                          overrides=overrides)
     assert cfg is not None and (name != "units_classify" or cfg.esu == 0.013)
+
+
+def test_self_distilled_answers_follow_the_weights_not_the_name(tmp_path, monkeypatch):
+    """A model retrained at the same path (or another adapter on one base) must not get the old model's answers."""
+    import safekeel.eval.generate as gen
+    from safekeel.units.calibration import self_distill
+
+    monkeypatch.setenv("SAFEKEEL_HOME", str(tmp_path / "home"))
+    calls = []
+
+    def fake_generate(model, tok, requests, max_new_tokens, batch_size, on_batch=None, **kw):
+        calls.append(len(requests))
+        answers = [f"answer of {id(model)}"] * len(requests)
+        on_batch(list(range(len(requests))), answers)
+        return answers
+
+    monkeypatch.setattr(gen, "generate", fake_generate)
+    tok = build_tokenizer("chatml")
+    first, retrained = build_model(tok, seed=0), build_model(tok, seed=1)
+    prompts = ["Name a fruit.", "Name a colour."]
+    a = self_distill(first, tok, prompts, "runs/train/derta/model")
+    assert self_distill(first, tok, prompts, "runs/train/derta/model") == a and calls == [2]  # cached
+    b = self_distill(retrained, tok, prompts, "runs/train/derta/model")  # same name, new weights
+    assert calls == [2, 2] and b != a

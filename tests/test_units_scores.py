@@ -39,8 +39,8 @@ def _inputs_per_token(model, tok, pairs):
         ids, start = encode_pair(tok, prompt, response, 64)
         with torch.no_grad():
             model(input_ids=torch.tensor([ids]))
-        for k in seen:
-            for t in range(start, len(ids)):
+        for k in seen:  # the positions that predict response tokens: the last prompt position included
+            for t in range(start - 1, len(ids) - 1):
                 seen[k].append(cur[k][t].to(torch.float64))
     for h in handles:
         h.remove()
@@ -196,8 +196,9 @@ def test_streaming_variance_is_stable_for_large_offsets():
     torch.testing.assert_close(st.variance, x.var(0, unbiased=False), rtol=1e-6, atol=0)
 
 
-def test_scores_use_response_tokens_only(tiny):
-    """Changing the prompt's tokens changes the context, but a prompt-only token run gives no statistics."""
+def test_scores_read_the_positions_that_predict_response_tokens(tiny):
+    """Statistics come from the positions whose outputs are response tokens, the last prompt position included
+    (its output is the first answer token, where a model complies or refuses), as in snip's loss."""
     model, tok = tiny
     b = make_batches(tok, PAIRS[:2], batch_size=2, max_length=64)[0]
     b.response_mask[:] = False
@@ -212,7 +213,7 @@ def test_scores_use_response_tokens_only(tiny):
     for x in h:
         x.remove()
     u = find_units(model)[0]
-    ref = u.output.weight.detach().abs().sum(0) * ref_seen[u.key][len(ids) - 3:].double().pow(2).sum(0).sqrt()
+    ref = u.output.weight.detach().abs().sum(0) * ref_seen[u.key][len(ids) - 4:len(ids) - 1].double().pow(2).sum(0).sqrt()
     torch.testing.assert_close(s[u.key].double(), ref.double(), rtol=1e-4, atol=1e-9)
 
 

@@ -29,8 +29,15 @@ Pair = tuple[str, str]  # (prompt, response)
 class Batch:
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
-    response_mask: torch.Tensor  # True on response tokens (the ones statistics and losses use)
+    response_mask: torch.Tensor  # True on response tokens (the targets of the losses)
     labels: torch.Tensor  # input_ids on response tokens, -100 elsewhere (HF shifts them)
+
+    @property
+    def predicting_mask(self) -> torch.Tensor:
+        """True at the positions whose output predicts a response token: the last prompt position (its output is
+        the first answer token, the comply-or-refuse decision) up to the one before the last response token. The
+        positions snip's loss is computed from, so activation statistics (ssah, wanda) read the same ones."""
+        return torch.nn.functional.pad(self.response_mask[:, 1:], (0, 1), value=False)
 
 
 def pairs_hash(pairs: list[Pair]) -> str:
@@ -95,11 +102,14 @@ def utility_pairs(spec: str, model=None, tok=None, model_id: str = "", n: int | 
 
 def self_distill(model, tok, prompts: list[str], model_id: str, max_new_tokens: int = 96,
                  batch_size: int = 16) -> list[Pair]:
-    """The model's own greedy answers to `prompts`; cached per (model, length) and prompt, so subsets and supersets
-    of earlier calls only generate what is missing."""
+    """The model's own greedy answers to `prompts`; cached per (weights, length) and prompt, so subsets and supersets
+    of earlier calls only generate what is missing. Keyed by the weights hash, not the model's name: a model
+    retrained at the same path, or the same base with an adapter, must not get another model's answers."""
+    from .unitmap import weights_hash
+
     if model is None or tok is None:
         raise SafekeelError("self-distilled utility answers need the model")
-    key = hashlib.sha256(json.dumps([model_id, max_new_tokens]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps([weights_hash(model), max_new_tokens]).encode()).hexdigest()[:16]
     cache = home() / "cache" / "units" / f"distill-{key}.jsonl"
     known = {r["prompt"]: r["response"] for r in read_jsonl_rows(cache)}
     missing = list(dict.fromkeys(p for p in prompts if p not in known))

@@ -92,6 +92,8 @@ class AblateConfig:
     batch_size: int = field(16, help="generation batch size")
     export: str | None = field(None, help="save the pruned model (zeroed weights) into this folder")
     device: str = field("auto", help="auto (the first GPU when there is one, else the CPU), cpu, cuda[:N], multi")
+    unit_map_any_weights: bool = field(False, help="prune with a map scored on other weights than --model's (refused "
+                                                   "by default: its units are another model's)")
     out: str = field("runs/units/ablate", help="output directory")
 
 
@@ -267,6 +269,7 @@ def run_ablate(cfg: AblateConfig) -> Path:
     um = unitmap.load(cfg.unit_map)
     model, tok = load_for_units(cfg.model, cfg.adapter, device=cfg.device)
     um.check_model(model)
+    um.check_weights(model, cfg.unit_map_any_weights)
     selection = um.select(cfg.classes)
     if cfg.match:
         selection = sample_within(selection, um.select([cfg.match]), cfg.seed)

@@ -69,7 +69,8 @@ def _base_forward(model):
 
 @torch.no_grad()
 def activation_stats(model, batches: Iterable[Batch], units: list[UnitModule] | None = None) -> dict[str, ChannelStats]:
-    """Statistics of every block's B input over response tokens, one batched forward per batch."""
+    """Statistics of every block's B input at the positions that predict response tokens (`predicting_mask`: the
+    last prompt position included, as in snip's loss), one batched forward per batch."""
     units = units or find_units(model)
     stats = {u.key: ChannelStats(u.n_units) for u in units}
     current: dict[str, torch.Tensor] = {}
@@ -83,7 +84,7 @@ def activation_stats(model, batches: Iterable[Batch], units: list[UnitModule] | 
     forward = _base_forward(model)
     try:
         for b in batches:
-            current["mask"] = b.response_mask.to(device)
+            current["mask"] = b.predicting_mask.to(device)
             forward(input_ids=b.input_ids.to(device), attention_mask=b.attention_mask.to(device), use_cache=False)
     finally:
         for h in handles:

@@ -102,11 +102,12 @@ class UnitMap:
 
 
 def weights_hash(model) -> str:
-    """sha256 of the parameters (names, shapes, values rounded to bfloat16), whatever dtype they were loaded in."""
+    """sha256 of the parameters (names, shapes, exact values as fp32, which holds fp32, bf16 and fp16 weights
+    exactly): the same checkpoint hashes alike in any of those dtypes, and weights that differ anywhere differ."""
     h = hashlib.sha256()
     for name, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
         h.update(f"{name}:{tuple(p.shape)}\x1f".encode())
-        h.update(p.detach().to("cpu", torch.bfloat16).contiguous().view(torch.int16).numpy().tobytes())
+        h.update(p.detach().to("cpu", torch.float32).contiguous().view(torch.int32).numpy().tobytes())
     return h.hexdigest()
 
 
