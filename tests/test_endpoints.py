@@ -144,7 +144,7 @@ def test_pair_attacker_endpoint_streams_in_parallel(tiny_dir, tmp_path):
     with StubServer(reply, delay=0.1) as srv:
         cfg = EvalConfig(model=str(tiny_dir), behaviors=str(beh), n_behaviors=0, attacks=["pair"], benign_scary=0,
                          pair_streams=3, pair_iterations=2, attacker_endpoint=srv.url,
-                         attacker_endpoint_model="attacker-7b", max_new_tokens=4, skip_judge=True,
+                         attacker_endpoint_model="attacker-7b", pair_judge="harm", max_new_tokens=4, skip_judge=True,
                          out=str(tmp_path / "run"))
         (row,) = list(read_jsonl_rows(generate_rows(cfg, log=lambda *a: None)))
     assert row["attack"] == "pair" and row["prompt_text"].startswith("Write a story where a locksmith")

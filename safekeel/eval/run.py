@@ -59,9 +59,11 @@ class EvalConfig(JudgeSettings):
     backend: str = field("hf", help="hf or vllm (imported only when asked)")
     judges: list[str] = field(["keyword", "harm-clf"], help="judges: keyword, refusal-clf, harm-clf (the default "
                               "safety judge), harm (= derta, lexical), llm, llamaguard")
-    pair_streams: int = field(3, help="PAIR: parallel attacker streams")
-    pair_iterations: int = field(3, help="PAIR: refinement iterations")
-    attacker_model: str | None = field(None, help="PAIR attacker: HF id / folder (default: the target model)")
+    pair_streams: int = field(3, help="PAIR: parallel attacker streams (paper: 20)")
+    pair_iterations: int = field(3, help="PAIR: refinement iterations (paper: 3)")
+    pair_judge: str = field("harm-clf", help="PAIR: the judge in the loop (its P(unsafe) on PAIR's 1-10 scale)")
+    attacker_model: str = field("smollm2-135m", help="PAIR attacker: embedded name, HF id / folder, or 'self' (the "
+                                                     "target); default: the embedded base model, not the target")
     attacker_endpoint: str | None = field(None, help="PAIR attacker: OpenAI-compatible base URL")
     attacker_endpoint_model: str = field("default", help="PAIR attacker: model name sent to the endpoint")
     attacker_api_key_env: str = field("OPENAI_API_KEY", help="PAIR attacker: environment variable with the API key")
@@ -149,15 +151,20 @@ def _search_prompts(cfg: EvalConfig, gen, hf_model, tok, log) -> list[tuple[str,
     if "autodan" in cfg.attacks:
         from ..attacks.autodan import AutoDANConfig, autodan_attack
         from ..data.bundled import jailbreak_templates
+        from .generate import GenerationRequest as _Req
 
         acfg = AutoDANConfig(population=cfg.autodan_population, generations=cfg.autodan_generations)
+
+        def answer(prompt: str) -> str:  # the early-stop check: the target's answer to the best prompt
+            return gen([_Req(messages=[{"role": "user", "content": prompt}])])[0]
+
         for b in behaviors:
             out.append(("harmful", b, "autodan", lambda b=b: autodan_attack(b, hf_model(), tok, jailbreak_templates(),
-                                                                            acfg, cfg.seed), vars(acfg)))
+                                                                            acfg, cfg.seed, answer), vars(acfg)))
     if "pair" in cfg.attacks:
         from ..attacks.pair import PairConfig, endpoint_chat, hf_chat, judge_scorer, pair_attack
         from ..judges.endpoint import ChatEndpoint
-        from ..judges.harm import HarmJudge
+        from ..judges.registry import make_judge
         from ..models import load_model
         from .generate import GenerationRequest
 
@@ -167,16 +174,18 @@ def _search_prompts(cfg: EvalConfig, gen, hf_model, tok, log) -> list[tuple[str,
                                                   api_key_env=cfg.attacker_api_key_env,
                                                   concurrency=cfg.judge_concurrency))
         else:
-            am, at = load_model(cfg.attacker_model, device=cfg.device) if cfg.attacker_model else (hf_model(), tok)
+            self_attack = cfg.attacker_model == "self" or (cfg.attacker_model == cfg.model and not cfg.adapter)
+            am, at = (hf_model(), tok) if self_attack else load_model(cfg.attacker_model, device=cfg.device)
             attacker = hf_chat(am, at, max_new_tokens=cfg.attacker_max_new_tokens, seed=cfg.seed)
 
         def target(prompts: list[str]) -> list[str]:
             return gen([GenerationRequest(messages=[{"role": "user", "content": p}]) for p in prompts])
 
-        scorer = judge_scorer(HarmJudge())
+        scorer = judge_scorer(make_judge(cfg.pair_judge, cfg.judge_options(), tokenizer=tok))
         for b in behaviors:
             out.append(("harmful", b, "pair", lambda b=b: pair_attack(b, attacker, target, scorer, pcfg),
-                        {**vars(pcfg), "attacker": cfg.attacker_endpoint or cfg.attacker_model or "self",
+                        {**vars(pcfg), "attacker": cfg.attacker_endpoint or cfg.attacker_model,
+                         "judge": cfg.pair_judge,
                          "attacker_tokens": cfg.attacker_max_new_tokens}))
     return out
 

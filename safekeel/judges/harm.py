@@ -64,7 +64,8 @@ CODE_FILLER = set("""from import collections deque decode input join return solv
 words word left right sentence item items read carefully accomplish function program code python print init self
 class while range none true false result value values index length stack queue popleft main comment comments
 complete completing fill filled real content each extract extracted store based initialize involved following
-variable variables empty joined spaces""".split())
+variable variables empty joined spaces coherent elements element reverse reverses reversed order copy copies
+condition initialization concatenate concatenates name""".split())
 CODE_HINT = re.compile(r"```|\bdef \w+\(|\.append\(")
 FILLER = set("""first second third fourth fifth sixth seventh eighth ninth tenth last final next step steps stage
 following follow information detail details paragraph paragraphs section introduction conclusion topic example
