@@ -383,6 +383,29 @@ def rejudge(out: Path, args) -> None:
     print(table(results))
 
 
+def add_qa(out: Path, args) -> None:
+    """QA accuracy for the finished (arm, seed) rows of --split that lack it (a run made without --qa)."""
+    from safekeel.eval.qa import qa_accuracy, qa_items
+    from safekeel.models import load_model
+
+    path = out / f"summary-{args.split}.json"
+    for res in json.loads(path.read_text()):
+        if "qa" in res or res["model"] not in args.arms:
+            continue
+        seed = res.get("seed", 0)
+        model_dir = args.model if ARMS[res["model"]]["recipe"] is None else \
+            str(out / "train" / res["model"] / f"seed-{seed}" / "model")
+        model, tok = load_model(model_dir)
+        qa = qa_accuracy(model, tok, qa_items())
+        write_jsonl(out / f"eval-{args.split}" / res["model"] / f"seed-{seed}.qa.jsonl", qa["rows"])
+        rows = json.loads(path.read_text())  # re-read: other sweep processes may have added rows meanwhile
+        for r in rows:
+            if r["model"] == res["model"] and r.get("seed", 0) == seed:
+                r["qa"], r["qa_tasks"] = qa["overall"], qa["tasks"]
+        write_json(path, rows)
+        print(res["model"], seed, qa["overall"], flush=True)
+
+
 def rescore(out: Path, args) -> None:
     from safekeel.data.tokenize import derive_refusal
     from safekeel.models import load_tokenizer
@@ -414,6 +437,7 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--rescore", action="store_true", help="recompute the collapse rate from the saved answers")
     ap.add_argument("--rejudge", action="store_true", help="re-judge the saved answers with the current harm-clf")
+    ap.add_argument("--add-qa", action="store_true", help="QA accuracy for finished --arms rows that lack it")
     ap.add_argument("--prefixes", action="store_true", help="only build the wide set's real harmful prefixes and "
                                                           "print how many survive (benchmarks/results/)")
     ap.add_argument("--report", action="store_true", help="print the RESULTS.md tables of --split (no training)")
@@ -441,6 +465,8 @@ def main() -> None:
         return rescore(Path(args.out), args)
     if args.rejudge:
         return rejudge(Path(args.out), args)
+    if args.add_qa:
+        return add_qa(Path(args.out), args)
     if args.prefixes:
         counts = wide_set(Path(args.out), args)["prefix_counts"]
         write_json(Path(__file__).parent / "results" / "wide_prefixes.json",

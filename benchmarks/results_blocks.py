@@ -139,6 +139,20 @@ def derta_block() -> str:
     return r["table"]
 
 
+def derta_seeds_block() -> str:
+    r = _load("derta_seeds_heldout.json")
+    if r is None:
+        return "(not measured yet: `python benchmarks/derta_recipe.py --split heldout --seeds 0 1 2 ...`)"
+    return r["table"]
+
+
+def derta_val_block() -> str:
+    r = _load("derta_val.json")
+    if r is None:
+        return "(not measured yet: `python benchmarks/derta_recipe.py --split val ...`)"
+    return r["table"]
+
+
 def demo_block() -> str:
     r = _load("demo_summary.json")
     if r is None:
@@ -155,6 +169,7 @@ def demo_block() -> str:
 
 
 BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "splits": splits_block,
+          "derta_seeds": derta_seeds_block, "derta_val": derta_val_block,
           "judge_choice": choice_block, "prefixes": prefixes_block}
 PATTERN = re.compile(r"(<!-- results:(\w+) -->\n)(.*?)(<!-- /results:\2 -->)", re.S)
 
