@@ -46,22 +46,32 @@ def _number(text: str) -> float | None:
 
 @torch.no_grad()
 def option_scores(model, tok, prompt: str, options: list[str]) -> list[float]:
-    """Mean log-probability of each option's tokens as the assistant's answer to `prompt`."""
+    """Mean log-probability of each option's tokens as the assistant's answer to `prompt`.
+
+    The shared head (prompt + generation prompt) runs once; its KV cache is repeated for the options, which then
+    run as one right-padded batch: one pass over the question instead of one per option."""
     device = devices.input_device(model)
     head = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
     head_ids = tok(head, add_special_tokens=False)["input_ids"]
-    seqs = [head_ids + tok(o, add_special_tokens=False)["input_ids"] for o in options]
-    width = max(len(s) for s in seqs)
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs]).to(device)
-    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs]).to(device)
-    logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), -1)
-    out = []
-    for row, s in enumerate(seqs):
-        targets = torch.tensor(s[len(head_ids):]).to(logp.device)
-        picked = logp[row, len(head_ids) - 1: len(s) - 1].gather(1, targets[:, None])
-        out.append(float(picked.mean()))
-    return out
+    opts = [tok(o, add_special_tokens=False)["input_ids"] for o in options]
+    first = model(input_ids=torch.tensor([head_ids]).to(device), use_cache=True)
+    first_logp = torch.log_softmax(first.logits[0, -1].float(), -1)
+    out = [first_logp[o[0]] for o in opts]
+    rest = [o[:-1] for o in opts]  # option token i predicts token i + 1
+    width = max(len(r) for r in rest)
+    if width:
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        cache = first.cache
+        cache.batch_repeat_interleave(len(opts))
+        ids = torch.tensor([r + [pad] * (width - len(r)) for r in rest]).to(device)
+        mask = torch.tensor([[1] * (len(head_ids) + len(r)) + [0] * (width - len(r)) for r in rest]).to(device)
+        logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask, cache=cache,
+                                       use_cache=True).logits.float(), -1)
+        for row, o in enumerate(opts):
+            if len(o) > 1:
+                targets = torch.tensor(o[1:]).to(logp.device)
+                out[row] = out[row] + logp[row, : len(o) - 1].gather(1, targets[:, None]).sum()
+    return [float(total) / len(o) for total, o in zip(out, opts, strict=True)]
 
 
 def qa_accuracy(model, tok, items: list[dict], max_new_tokens: int = 32, batch_size: int = 16) -> dict:
