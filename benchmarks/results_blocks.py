@@ -153,6 +153,19 @@ def derta_val_block() -> str:
     return r["table"]
 
 
+def units_overlap_block() -> str:
+    r = _load("units_overlap.json")
+    if r is None:
+        return "(not measured yet: `python benchmarks/units_overlap.py`)"
+    pairs = ["halves", "samples", "ssah vs wanda", "ssah vs snip", "wanda vs snip"]
+    lines = ["| units | count | " + " | ".join(pairs) + " | two random sets |", "|---|---|" + "---|" * (len(pairs) + 1)]
+    for cls, o in r["overlap"].items():
+        lines.append(f"| {cls} | {o['units']} of {r['units']} | " + " | ".join(
+            "-" if o.get(p) is None else f"{o[p]:.2f}" for p in pairs) + f" | {o['chance']:.2f} |")
+    return "\n".join(lines) + (f"\n\n(Jaccard of the unit sets; {r['model']}, {r['n']} examples per half / sample, "
+                               f"{r['snip_examples']} per method; `{r['command']}`, {r['measured']})")
+
+
 def demo_block() -> str:
     r = _load("demo_summary.json")
     if r is None:
@@ -169,7 +182,7 @@ def demo_block() -> str:
 
 
 BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "splits": splits_block,
-          "derta_seeds": derta_seeds_block, "derta_val": derta_val_block,
+          "derta_seeds": derta_seeds_block, "derta_val": derta_val_block, "units_overlap": units_overlap_block,
           "judge_choice": choice_block, "prefixes": prefixes_block}
 PATTERN = re.compile(r"(<!-- results:(\w+) -->\n)(.*?)(<!-- /results:\2 -->)", re.S)
 
