@@ -162,8 +162,11 @@ def units_overlap_block() -> str:
     for cls, o in r["overlap"].items():
         lines.append(f"| {cls} | {o['units']} of {r['units']} | " + " | ".join(
             "-" if o.get(p) is None else f"{o[p]:.2f}" for p in pairs) + f" | {o['chance']:.2f} |")
-    return "\n".join(lines) + (f"\n\n(Jaccard of the unit sets; {r['model']}, {r['n']} examples per half / sample, "
-                               f"{r['snip_examples']} per method; `{r['command']}`, {r['measured']})")
+    pool = r.get("pool", {})
+    return "\n".join(lines) + (f"\n\n(Jaccard of the unit sets; {r['model']}; pools of {pool.get('safety')} safety and "
+                               f"{pool.get('utility')} utility train-split examples: halves are disjoint, samples of "
+                               f"up to {r['n']} share most examples; {r['snip_examples']} examples per method; "
+                               f"`{r['command']}`, {r['measured']})")
 
 
 def demo_block() -> str:

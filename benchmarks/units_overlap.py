@@ -68,7 +68,8 @@ def main() -> None:
              "ssah vs snip": ("ssah", "snip"), "wanda vs snip": ("wanda", "snip")}
     units_total = sum(int(c.numel()) for c in runs["half A"].classes.values())
     out = {"measured": time.strftime("%Y-%m-%d"), "command": "python benchmarks/units_overlap.py --n " + str(n),
-           "model": args.model, "n": n, "snip_examples": m, "units": units_total, "overlap": {}}
+           "model": args.model, "n": n, "snip_examples": m, "units": units_total,
+           "pool": {"safety": len(safety), "utility": len(utility)}, "overlap": {}}
     for cls, names in CLASSES.items():
         size = len(unit_set(runs["half A"], names))
         f = size / units_total
