@@ -132,25 +132,17 @@ def prefixes_block() -> str:
             f"{c['kept']} of {c['asked']} ({per}). Measured {r['measured']}, `{r['command']}`.")
 
 
-def derta_block() -> str:
-    r = _load("derta_recipe_heldout.json")
-    if r is None:
-        return "(not measured yet: `python benchmarks/derta_recipe.py --split heldout ...`)"
-    return r["table"]
+def recipe_table(name: str, args: str):
+    """A block showing the table a `derta_recipe.py --report --export` wrote into results/NAME."""
+    def block() -> str:
+        r = _load(name)
+        return r["table"] if r else f"(not measured yet: `python benchmarks/derta_recipe.py {args}`)"
+    return block
 
 
-def derta_seeds_block() -> str:
-    r = _load("derta_seeds_heldout.json")
-    if r is None:
-        return "(not measured yet: `python benchmarks/derta_recipe.py --split heldout --seeds 0 1 2 ...`)"
-    return r["table"]
-
-
-def derta_val_block() -> str:
-    r = _load("derta_val.json")
-    if r is None:
-        return "(not measured yet: `python benchmarks/derta_recipe.py --split val ...`)"
-    return r["table"]
+derta_block = recipe_table("derta_recipe_heldout.json", "--split heldout ...")
+derta_seeds_block = recipe_table("derta_seeds_heldout.json", "--split heldout --seeds 0 1 2 ...")
+derta_val_block = recipe_table("derta_val.json", "--split val ...")
 
 
 def units_overlap_block() -> str:

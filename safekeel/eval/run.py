@@ -89,7 +89,6 @@ class EvalConfig(JudgeSettings):
             raise SafekeelError("samples, batch_size and max_new_tokens must be >= 1")
 
 
-
 def gen_settings(cfg: EvalConfig) -> dict:
     return {"max_new_tokens": cfg.max_new_tokens, "do_sample": cfg.do_sample, "temperature": cfg.temperature,
             "top_p": cfg.top_p, "seed": cfg.seed, "backend": cfg.backend}
