@@ -134,6 +134,30 @@ def test_pair_search_inside_an_eval_run(tiny_dir, tmp_path):
     assert len(list(read_jsonl_rows(out / "rows.jsonl"))) == 3  # searches are not redone on resume
 
 
+def test_a_search_interrupted_midway_keeps_the_behaviors_already_searched(tiny_dir, tmp_path, monkeypatch):
+    """PAIR / AutoDAN take minutes per behavior: each behavior's row is on disk before the next search starts."""
+    import safekeel.attacks.pair as pair_mod
+
+    real, calls = pair_mod.pair_attack, []
+
+    def dies_on_the_third(b, *a, **kw):
+        calls.append(b.id)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(b, *a, **kw)
+
+    monkeypatch.setattr(pair_mod, "pair_attack", dies_on_the_third)
+    kw = dict(attacks=["pair"], pair_streams=1, pair_iterations=1, benign_scary=0, benign=0, judges=["harm"],
+              attacker_max_new_tokens=8, attacker_model="self", pair_judge="harm")
+    with pytest.raises(KeyboardInterrupt):
+        run_eval(config(tiny_dir, tmp_path, **kw), log=lambda *a: None)
+    rows = list(read_jsonl_rows(tmp_path / "run" / "rows.jsonl"))
+    assert [r["behavior_id"] for r in rows] == ["b0", "b1"]
+    monkeypatch.setattr(pair_mod, "pair_attack", real)
+    out = run_eval(config(tiny_dir, tmp_path, resume=True, **kw), log=lambda *a: None)
+    assert sorted(r["behavior_id"] for r in read_jsonl_rows(out / "rows.jsonl")) == ["b0", "b1", "b2"]
+
+
 def test_second_writer_on_a_run_directory_is_refused(tiny_dir, tmp_path):
     from safekeel.eval.run import run_lock
 

@@ -262,6 +262,9 @@ def _generate_rows(cfg: EvalConfig, out: Path, rows_path: Path, model_objects, l
             key = row_key(cfg, ap, s)
             if key not in done:
                 todo.append((key, set_name, ap, s))
+    log(f"{len(done)} rows already done, {len(todo)} to generate ({time.time() - t0:.1f}s to plan)")
+    _answer(cfg, todo, gen, tok, rows_path, log)
+    n_search = 0
     for set_name, b, attack, make, spec in _search_prompts(cfg, gen, hf_model, tok, log):
         from ..attacks.base import AttackPrompt as _AP
 
@@ -269,9 +272,16 @@ def _generate_rows(cfg: EvalConfig, out: Path, rows_path: Path, model_objects, l
         keys = [row_key(cfg, stub, s, spec) for s in range(cfg.samples)]
         if all(k in done for k in keys):
             continue
-        ap = make()
-        todo += [(k, set_name, ap, s) for s, k in enumerate(keys) if k not in done]
-    log(f"{len(done)} rows already done, {len(todo)} to generate ({time.time() - t0:.1f}s to plan)")
+        ap = make()  # a search is minutes of target calls: its rows are written before the next search starts
+        _answer(cfg, [(k, set_name, ap, s) for s, k in enumerate(keys) if k not in done], gen, tok, rows_path,
+                lambda _msg: None)
+        n_search += 1
+        log(f"{attack} {b.id}: searched ({n_search} behaviors this run, {time.time() - t0:.0f}s)")
+    return rows_path
+
+
+def _answer(cfg: EvalConfig, todo: list, gen, tok, rows_path: Path, log) -> None:
+    """Generate the target's answer to every (key, set, prompt, sample) and append its row, batch by batch."""
     for s in sorted({t[3] for t in todo}):
         batch = [t for t in todo if t[3] == s]
         reqs = [t[2].request() for t in batch]
@@ -292,7 +302,6 @@ def _generate_rows(cfg: EvalConfig, out: Path, rows_path: Path, model_objects, l
             log(f"generated {progress['n']}/{len(batch)} ({time.time() - progress['t']:.0f}s)")
 
         gen(reqs, on_batch=on_batch, **kw)
-    return rows_path
 
 
 def run_eval(cfg: EvalConfig, model_objects=None, log=print) -> Path:
