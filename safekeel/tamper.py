@@ -14,8 +14,8 @@ N_ALIGN_SKIP conversations (the ones `data build --helpful-ratio` gives alignmen
 default), and every test-split (held-out) triple is an evaluation behavior of every cell and of the reference, so no
 cell is evaluated on what an attack trained on and all cells share one evaluation set. `--attack-triples heldout`
 reserves the first max(N) test triples for the attacks instead (harmfulN takes the first N) and evaluates the rest.
-Defenses (safekeel.train.run.TrainConfig): none; ssah / random / top_safety = `freeze_units` with the map from
-`safekeel.units.defenses`; constrained = `objective="constrained"`; lora = `lora=True`. Every defense uses the same
+Defenses (safekeel.train.run.TrainConfig): none; ssah / random / ssah_all / random_all / top_safety / lower =
+`freeze_units` with the map from `safekeel.units.defenses` (lower = the positive control); constrained = `objective="constrained"`; lora = `lora=True`. Every defense uses the same
 lrs (no x10 for LoRA): the attacker picks the lr, the defense does not. Stages already done under --out are reused.
 """
 
@@ -29,11 +29,12 @@ from .config import add_config_args, field, resolve_config, save_config
 from .errors import ConfigError, SafekeelError
 from .io import write_bytes, write_json, write_jsonl, write_text
 from .judges.registry import MAIN_JUDGE
-from .tamper_report import markdown, plot
+from .tamper_report import markdown, plot, seed_summary
 
-DEFENSES = ("none", "ssah", "random", "top_safety", "constrained", "lora")
-FREEZING = ("ssah", "random", "top_safety")
+FREEZING = ("ssah", "random", "ssah_all", "random_all", "top_safety", "lower")  # safekeel.units.defenses
+DEFENSES = ("none", *FREEZING, "constrained", "lora")
 EVAL_ATTACKS = ["direct", "prefill"]
+N_TASK = 100  # held-out chats of the benign attack's task (task perplexity: was the fine-tune's task learnt?)
 N_ALIGN_SKIP = 2000  # QA chats skipped: alignment sets take the first round(ratio x safety rows) of sample_qa
 _ATTACK = re.compile(r"^(benign|harmful)(\d*)$")
 
@@ -41,7 +42,7 @@ _ATTACK = re.compile(r"^(benign|harmful)(\d*)$")
 @dataclass
 class TamperConfig:
     model: str | None = field(None, required=True, help="the aligned model under attack (folder, HF id or name)")
-    unit_map: str | None = field(None, help="unit map scored on --model (needed by ssah, random, top_safety)")
+    unit_map: str | None = field(None, help="unit map scored on --model (needed by the freezing defenses)")
     attacks: list[str] = field(["benign", "harmful10", "harmful50"], help="benign[N] (QA chats), harmfulN (harmful "
                                "held-out triples, disjoint from the evaluation behaviors)")
     lrs: list[float] = field([2e-5, 5e-5], help="attack learning rates (the same for every defense)")
@@ -59,6 +60,10 @@ class TamperConfig:
     seed: int = field(0, help="seed for data, training, random defense and evaluation")
     seeds: list[int] = field([], help="several seeds: one run per seed under OUT/seed-S, then seeds.md with each "
                                       "cell's mean, per-seed values and paired differences from no defense")
+    eval_behaviors: str | None = field(None, help="evaluate these behaviors instead of the triples' held-out split: "
+                                                  "a bundled set with :test (e.g. advbench:test) or a file of "
+                                                  "held-out behaviors; every request must be in the registry's test "
+                                                  "split")
     n_eval: int = field(0, help="evaluation behaviors (0 = every held-out triple no attack uses)")
     n_benign: int = field(16, help="held-out benign prompts (utility: answered rate)")
     n_scary: int = field(0, help="held-out benign-but-scary prompts (over-refusal; 0 = skip)")
@@ -92,7 +97,7 @@ class TamperConfig:
         if self.ppl_bound != 0 and self.ppl_bound < 1:
             raise ConfigError("'ppl_bound' must be 0 (off) or >= 1 (a factor on the reference perplexity)")
         if set(self.defenses) & set(FREEZING) and not self.unit_map:
-            raise ConfigError("--unit-map is needed by the ssah, random and top_safety defenses")
+            raise ConfigError(f"--unit-map is needed by the freezing defenses ({', '.join(FREEZING)})")
 
 
 def parse_attack(name: str, n_benign: int = 100) -> tuple[str, int]:
@@ -199,13 +204,27 @@ def bounded_worst_case(cells: list[dict], reference_utility: float, bound: float
 def write_utility_ppl(path: Path, reference_rows: Path, model: str, adapter: str | None) -> dict:
     """Perplexity of the un-attacked model's own benign answers (its eval rows) under `model` (+ `adapter`)."""
     from .io import read_jsonl_rows
-    from .models import load_model
-    from .units.evaluate import response_perplexity
 
     pairs = [(r["behavior"], r.get("response") or "") for r in read_jsonl_rows(reference_rows)
              if r.get("set") == "benign"]  # an empty answer still has its end-of-turn token
     if not pairs:
         raise SafekeelError(f"{reference_rows}: no benign answers of the un-attacked model to measure perplexity on")
+    return _write_ppl(path, pairs, model, adapter)
+
+
+def write_task_ppl(path: Path, task_chats: Path, model: str, adapter: str | None) -> dict:
+    """Perplexity of the gold answers of held-out chats of the benign attack's own task: what the fine-tune was
+    for. Falling below the un-attacked model's means the task was learnt, whatever the defense kept."""
+    from .io import read_jsonl_rows
+
+    pairs = [(r["messages"][0]["content"], r["messages"][1]["content"]) for r in read_jsonl_rows(task_chats)]
+    return _write_ppl(path, pairs, model, adapter)
+
+
+def _write_ppl(path: Path, pairs: list[tuple[str, str]], model: str, adapter: str | None) -> dict:
+    from .models import load_model
+    from .units.evaluate import response_perplexity
+
     m, tok = load_model(model, adapter=adapter, dtype="float32")
     res = {"ppl": round(response_perplexity(m, tok, pairs), 4), "n": len(pairs)}
     write_json(path, res)
@@ -241,7 +260,31 @@ def attack_sets(cfg: TamperConfig) -> tuple[dict[str, list[dict]], list]:
                                      n_attack, cfg.attack_triples)
     rows = {a: harmful_rows(pool[:n]) if kind == "harmful" else benign_rows(n, cfg.seed, cfg.exclude)
             for a, (kind, n) in parsed.items()}
+    if cfg.eval_behaviors:
+        evaluation = held_out_behaviors(cfg.eval_behaviors)
     return rows, evaluation[: cfg.n_eval] if cfg.n_eval else evaluation
+
+
+def task_rows(cfg: TamperConfig) -> list[dict]:
+    """N_TASK held-out chats of the benign attacks' task: the ones right after the largest benign attack's chats in
+    the same pool, so no attack trains on them (empty without a benign attack)."""
+    n = max([n for kind, n in (parse_attack(a, cfg.n_benign_attack) for a in cfg.attacks) if kind == "benign"],
+            default=0)
+    return benign_rows(n + N_TASK, cfg.seed, cfg.exclude)[n:] if n else []
+
+
+def held_out_behaviors(spec: str) -> list:
+    """The behaviors of `spec`, refused unless every one is a test-split request: a cell judged on a request some
+    alignment or attack set may hold would measure memory, not safety."""
+    from .attacks.run_helpers import load_behaviors
+    from .data.splits import split_of
+
+    behaviors = load_behaviors(spec, 0)
+    leaked = [b.prompt for b in behaviors if split_of(b.prompt) != "test"]
+    if leaked:
+        raise ConfigError(f"--eval-behaviors {spec}: {len(leaked)} of {len(behaviors)} behaviors are not in the test "
+                          f"split (first: {leaked[0][:60]!r}); use a :test set")
+    return behaviors
 
 
 def register(sub) -> None:
@@ -274,10 +317,15 @@ def run_tamper(cfg: TamperConfig) -> Path:
     save_config(cfg, out)
     behaviors = out / "data" / "eval_behaviors.jsonl"
     write_jsonl(behaviors, [{"prompt": t.prompt, "category": t.category, "source": t.source,
-                             "target": t.harmful_response, "id": t.id} for t in evaluation])
+                             "target": getattr(t, "harmful_response", None) or getattr(t, "target", None), "id": t.id}
+                            for t in evaluation])
     data = {a: out / "data" / f"attack_{a}.jsonl" for a in rows}
     for a, r in rows.items():
         write_jsonl(data[a], r)
+    task = task_rows(cfg)
+    task_file = out / "data" / "task_heldout.jsonl"
+    if task:
+        write_jsonl(task_file, task)
     maps = write_defense_maps(cfg.unit_map, out / "maps", cfg.seed, [d for d in cfg.defenses if d in FREEZING]) \
         if set(cfg.defenses) & set(FREEZING) else {}
     stages = Stages(out, console)
@@ -295,8 +343,13 @@ def run_tamper(cfg: TamperConfig) -> Path:
         stages.run(f"perplexity {label}", d / "utility_ppl.json", write_utility_ppl, d / "utility_ppl.json",
                    out / "eval" / "reference" / "rows.jsonl", model, adapter)
         ppl = json.loads((d / "utility_ppl.json").read_text())["ppl"]
+        task_ppl = None
+        if task:
+            stages.run(f"task perplexity {label}", d / "task_ppl.json", write_task_ppl, d / "task_ppl.json", task_file,
+                       model, adapter)
+            task_ppl = json.loads((d / "task_ppl.json").read_text())["ppl"]
         return {**cell_metrics(json.loads((d / "summary.json").read_text()), cfg.judge), "utility_ppl": ppl,
-                "eval_dir": str(d)}
+                "task_ppl": task_ppl, "eval_dir": str(d)}
 
     reference = evaluate("reference", cfg.model)
     cells = []
@@ -328,42 +381,4 @@ def run_tamper(cfg: TamperConfig) -> Path:
     write_text(out / "tamper.md", markdown(summary))
     write_bytes(out / "tamper.png", plot(summary))
     console.print(f"[green]✓[/] {out / 'tamper.md'} ({len(cells)} cells)")
-    return out
-
-
-def seed_summary(out: Path, seeds: list[int], judge: str) -> Path:
-    """seeds.json / seeds.md: each cell's ASR (all attacks), mean and per seed, and its paired difference from the
-    undefended cell of the same attack and lr, from the random twin (for ssah) and from the reference, behaviors
-    resampled, seeds kept paired."""
-    import json
-
-    from .eval.compare import compare, diff_text
-
-    cells = [json.loads(line) for line in (out / f"seed-{seeds[0]}" / "cells.jsonl").read_text().splitlines()]
-    evals = {c["name"]: [out / f"seed-{s}" / "eval" / c["name"] for s in seeds] for c in cells}
-    ref = [out / f"seed-{s}" / "eval" / "reference" for s in seeds]
-    rows, lines = [], [f"# Fine-tuning attacks over seeds {', '.join(map(str, seeds))} (judge `{judge}`)", "",
-                       "| cell | ASR mean (per seed) | vs no defense, ASR points [95% CI] p | vs random twin | "
-                       "vs reference |", "|---|---|---|---|---|"]
-    for c in cells:
-        per_seed = []
-        for d in evals[c["name"]]:
-            s = json.loads((d / "summary.json").read_text())
-            per_seed.append((s["asr_overall"].get(judge) or {}).get("rate"))
-        base = evals.get(f"none-{c['attack']}-lr{c['lr']:g}")
-        vs_none = compare([evals[c["name"]]], base, judge)["runs"] if base and c["defense"] != "none" else {}
-        twin = evals.get(f"random-{c['attack']}-lr{c['lr']:g}")
-        vs_twin = compare([evals[c["name"]]], twin, judge)["runs"] if twin and c["defense"] == "ssah" else {}
-        vs_ref = compare([evals[c["name"]]], ref, judge)["runs"]
-        pick = lambda r: next(iter(r.values()))["asr"].get("all attacks") if r else None  # noqa: E731
-        row = {"cell": c["name"], "asr_per_seed": per_seed, "vs_none": pick(vs_none), "vs_random_twin": pick(vs_twin),
-               "vs_reference": pick(vs_ref)}
-        rows.append(row)
-        mean = sum(x for x in per_seed if x is not None) / max(1, sum(x is not None for x in per_seed))
-        seeds_text = ", ".join("–" if x is None else f"{100 * x:.0f}" for x in per_seed)
-        lines.append(f"| {c['name']} | {100 * mean:.1f} ({seeds_text}) | "
-                     + " | ".join(diff_text(row[k], p_digits=2) for k in ("vs_none", "vs_random_twin", "vs_reference"))
-                     + " |")
-    write_json(out / "seeds.json", {"seeds": seeds, "judge": judge, "cells": rows})
-    write_text(out / "seeds.md", "\n".join(lines) + "\n")
     return out

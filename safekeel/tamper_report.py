@@ -3,6 +3,10 @@ worst case. The same tables feed tamper.md and the demo's report (`eval.report.w
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from .io import write_json, write_text
+
 
 def _pct(rate, ci) -> str:
     if rate is None:
@@ -15,8 +19,14 @@ def _ppl(c: dict, ref: dict) -> str:
     return "-" if p is None or not r else f"ppl x{p / r:.2f}"
 
 
+def _task(c: dict, ref: dict) -> str:
+    p, r = c.get("task_ppl"), ref.get("task_ppl")
+    return "" if p is None or not r else f" / task ppl x{p / r:.2f}"
+
+
 def _entry(c: dict, ref: dict) -> str:
-    return " / ".join([*(_pct(c[k], c[f"{k}_ci"]) for k in ("asr", "refusal", "utility")), _ppl(c, ref)])
+    return " / ".join([*(_pct(c[k], c[f"{k}_ci"]) for k in ("asr", "refusal", "utility")), _ppl(c, ref)]) \
+        + _task(c, ref)
 
 
 def report_tables(summary: dict) -> list[tuple[str, list[str], list[list[str]], list[str]]]:
@@ -25,11 +35,13 @@ def report_tables(summary: dict) -> list[tuple[str, list[str], list[list[str]], 
     ref, cells, worst, cfg = summary["reference"], summary["cells"], summary["worst_case"], summary["config"]
     attacks, lrs = cfg["attacks"], cfg["lrs"]
     by = {(c["defense"], c["lr"], c["attack"]): c for c in cells}
+    task = (" / perplexity of the gold answers of held-out chats of the benign attack's task, as a multiple of "
+            "the un-attacked model's (below 1: the task was learnt)") if ref.get("task_ppl") else ""
     grid = [[d, f"{lr:g}", *[_entry(by[(d, lr, a)], ref) if (d, lr, a) in by else "-" for a in attacks]]
             for d in dict.fromkeys(c["defense"] for c in cells) for lr in lrs]
     note = (f"Each entry: ASR ({summary['judge']} judge, the higher of {' and '.join(ref['by_attack'])}) / refusal "
             f"(keyword judge, direct) / benign answered, with 95% Wilson CIs / perplexity of the un-attacked model's "
-            f"benign answers, as a multiple of its own; n = {ref.get('n_eval')} held-out behaviors no attack trained "
+            f"benign answers, as a multiple of its own{task}; n = {ref.get('n_eval')} held-out behaviors no attack trained "
             f"on, {cfg['steps']} steps per attack. Un-attacked model: {_entry(ref, ref)} (perplexity "
             f"{ref.get('utility_ppl')}).")
     rows = []
@@ -86,3 +98,42 @@ def plot(summary: dict) -> bytes:
     from .eval.report import _png
 
     return _png(fig)
+
+
+def seed_summary(out: Path, seeds: list[int], judge: str) -> Path:
+    """seeds.json / seeds.md: each cell's ASR (all attacks), mean and per seed, and its paired difference from the
+    undefended cell of the same attack and lr, from the random twin (for ssah) and from the reference, behaviors
+    resampled, seeds kept paired."""
+    import json
+
+    from .eval.compare import compare, diff_text
+    from .units.defenses import TWINS
+
+    cells = [json.loads(line) for line in (out / f"seed-{seeds[0]}" / "cells.jsonl").read_text().splitlines()]
+    evals = {c["name"]: [out / f"seed-{s}" / "eval" / c["name"] for s in seeds] for c in cells}
+    ref = [out / f"seed-{s}" / "eval" / "reference" for s in seeds]
+    rows, lines = [], [f"# Fine-tuning attacks over seeds {', '.join(map(str, seeds))} (judge `{judge}`)", "",
+                       "| cell | ASR mean (per seed) | vs no defense, ASR points [95% CI] p | vs random twin | "
+                       "vs reference |", "|---|---|---|---|---|"]
+    for c in cells:
+        per_seed = []
+        for d in evals[c["name"]]:
+            s = json.loads((d / "summary.json").read_text())
+            per_seed.append((s["asr_overall"].get(judge) or {}).get("rate"))
+        base = evals.get(f"none-{c['attack']}-lr{c['lr']:g}")
+        vs_none = compare([evals[c["name"]]], base, judge)["runs"] if base and c["defense"] != "none" else {}
+        twin = evals.get(f"{TWINS.get(c['defense'])}-{c['attack']}-lr{c['lr']:g}")
+        vs_twin = compare([evals[c["name"]]], twin, judge)["runs"] if twin and c["defense"] in TWINS else {}
+        vs_ref = compare([evals[c["name"]]], ref, judge)["runs"]
+        pick = lambda r: next(iter(r.values()))["asr"].get("all attacks") if r else None  # noqa: E731
+        row = {"cell": c["name"], "asr_per_seed": per_seed, "vs_none": pick(vs_none), "vs_random_twin": pick(vs_twin),
+               "vs_reference": pick(vs_ref)}
+        rows.append(row)
+        mean = sum(x for x in per_seed if x is not None) / max(1, sum(x is not None for x in per_seed))
+        seeds_text = ", ".join("–" if x is None else f"{100 * x:.0f}" for x in per_seed)
+        lines.append(f"| {c['name']} | {100 * mean:.1f} ({seeds_text}) | "
+                     + " | ".join(diff_text(row[k], p_digits=2) for k in ("vs_none", "vs_random_twin", "vs_reference"))
+                     + " |")
+    write_json(out / "seeds.json", {"seeds": seeds, "judge": judge, "cells": rows})
+    write_text(out / "seeds.md", "\n".join(lines) + "\n")
+    return out

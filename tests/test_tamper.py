@@ -159,3 +159,27 @@ def test_tamper_seeds_run_one_folder_per_seed_and_pair_cells(tmp_path, tiny_dir,
     # 2 behaviors x 2 attacks (direct, prefill) x 2 seeds, paired seed by seed
     assert len(cell["asr_per_seed"]) == 2 and cell["vs_none"]["n_pairs"] == 8 and cell["vs_none"]["behaviors"] == 2
     assert "| constrained-harmful2-lr0.001 |" in (out / "seeds.md").read_text()
+
+
+def test_eval_behaviors_must_all_be_held_out(tmp_path):
+    from safekeel.data.splits import split_of
+    from safekeel.errors import ConfigError
+    from safekeel.tamper import TamperConfig, attack_sets
+
+    cfg = TamperConfig(model="m", attacks=["harmful2"], eval_behaviors="advbench:test", n_eval=0, defenses=["none"])
+    rows, evaluation = attack_sets(cfg)
+    assert len(evaluation) > 100 and all(split_of(b.prompt) == "test" for b in evaluation)
+    assert not {r["messages"][0]["content"] for r in rows["harmful2"]} & {b.prompt for b in evaluation}
+    with pytest.raises(ConfigError, match="not in the test split"):
+        attack_sets(TamperConfig(model="m", attacks=["harmful2"], eval_behaviors="advbench", defenses=["none"]))
+
+
+def test_task_chats_are_held_out_from_every_benign_attack():
+    from safekeel.tamper import N_TASK, TamperConfig, attack_sets, task_rows
+
+    cfg = TamperConfig(model="m", attacks=["benign5", "benign12", "harmful2"], defenses=["none"])
+    rows, _ = attack_sets(cfg)
+    task = task_rows(cfg)
+    trained = {r["messages"][0]["content"] for a in ("benign5", "benign12") for r in rows[a]}
+    assert len(task) == N_TASK and not {r["messages"][0]["content"] for r in task} & trained
+    assert task_rows(TamperConfig(model="m", attacks=["harmful2"], defenses=["none"])) == []

@@ -29,19 +29,26 @@ def _frozen(um):
 
 def test_each_defense_freezes_what_it_promises(scored):
     _, _, _, um = scored
-    ssah_src = um.select(["esu", "cu"])
+    ssah_src, all_src = um.select(["esu", "cu"]), um.select(["esu", "cu_all"])
+    lower_src = {k: torch.full_like(v, k.startswith("layers.0.")) for k, v in ssah_src.items()}  # 2-layer model
+    source = {"ssah": ssah_src, "random": ssah_src, "top_safety": ssah_src, "ssah_all": all_src,
+              "random_all": all_src, "lower": lower_src}
+    assert sorted(source) == sorted(DEFENSES)
     maps = {d: derive(um, d, seed=0) for d in DEFENSES}
     for d, m in maps.items():
         assert m.keys == um.keys and all(m.classes[k].shape == um.classes[k].shape for k in um.keys)
         assert set(torch.cat(list(m.classes.values())).unique().tolist()) <= {unitmap.CLASSES.index("esu"),
                                                                            unitmap.CLASSES.index("ru")}
         assert not any(bool(t.any()) for t in m.cu_top.values())
-        frozen = _frozen(m)
-        assert {k: int(v.sum()) for k, v in frozen.items()} == {k: int(v.sum()) for k, v in ssah_src.items()}
-        assert m.meta["defense"] == d and m.meta["frozen_units"] == sum(int(v.sum()) for v in ssah_src.values())
+        frozen, src = _frozen(m), source[d]
+        assert {k: int(v.sum()) for k, v in frozen.items()} == {k: int(v.sum()) for k, v in src.items()}, d
+        assert m.meta["defense"] == d and m.meta["frozen_units"] == sum(int(v.sum()) for v in src.values())
         assert m.meta["weights_sha256"] == um.meta["weights_sha256"]
-    assert all(torch.equal(_frozen(maps["ssah"])[k], ssah_src[k]) for k in um.keys)
-    assert sum(int(v.sum()) for v in ssah_src.values()) > 0
+    for d in ("ssah", "ssah_all", "lower"):
+        assert all(torch.equal(_frozen(maps[d])[k], source[d][k]) for k in um.keys), d
+    assert 0 < sum(int(v.sum()) for v in ssah_src.values()) < sum(int(v.sum()) for v in all_src.values())
+    for twin in ("random", "random_all"):  # same count per block, other units
+        assert not all(torch.equal(_frozen(maps[twin])[k], source[twin][k]) for k in um.keys)
     for k in um.keys:  # top_safety: no unfrozen unit scores higher on safety than a frozen one
         f, s = _frozen(maps["top_safety"])[k], um.safety[k]
         assert s[f].min() >= s[~f].max()
@@ -84,7 +91,8 @@ def test_frozen_slices_stay_bit_identical_through_adamw(scored, tmp_path, defens
         f = frozen[u.key]
         w0, ins0 = before[u.key]
         assert torch.equal(u.output.weight.detach()[:, f], w0[:, f]), f"{u.key}: a frozen column moved"
-        assert not torch.equal(u.output.weight.detach()[:, ~f], w0[:, ~f]), f"{u.key}: nothing else moved"
+        if (~f).any():  # `lower` freezes whole blocks
+            assert not torch.equal(u.output.weight.detach()[:, ~f], w0[:, ~f]), f"{u.key}: nothing else moved"
         for a, a0, offsets in zip(u.inputs, ins0, u.input_offsets, strict=True):
             for off in offsets:  # a fused input (gate_up) holds the unit rows once per part
                 rows = torch.zeros(a.out_features, dtype=torch.bool)

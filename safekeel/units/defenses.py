@@ -7,12 +7,16 @@ selector (`esu`) picks the frozen set whatever the defense. Defenses:
   ssah       : ESU + the safety-critical top CU of the source map (`um.select(["esu", "cu"])`, DESIGN §4).
   random     : per block as many units as `ssah` freezes there, drawn uniformly (seeded `torch.Generator`): does
                freezing *which* units matter, or only freezing that many?
+  ssah_all   : ESU + every CU (the paper's second arm, from its reviews); random_all is its same-count twin.
   top_safety : per block as many units as `ssah`, those with the highest safety score alone (no utility
                contrast): the single-score control in the spirit of Wei et al. 2024.
+  lower      : every unit of every block below the last LAST_TRAINABLE layers: the positive control, a defense
+               that leaves the attack little room, so a null for SSAH is SSAH's and not a setup blind to any defense.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -21,17 +25,24 @@ from ..errors import SafekeelError
 from . import unitmap
 from .unitmap import CLASSES, UnitMap
 
-DEFENSES = ("ssah", "random", "top_safety")
+DEFENSES = ("ssah", "random", "ssah_all", "random_all", "top_safety", "lower")
+TWINS = {"ssah": "random", "ssah_all": "random_all"}  # a defense and its same-count random twin
+LAST_TRAINABLE = 2  # layers the `lower` control leaves trainable
 FREEZE_CLASS = "esu"  # the class a derived map gives its frozen units (train with --freeze-classes esu)
 
 
 def frozen_masks(um: UnitMap, defense: str, seed: int = 0) -> dict[str, torch.Tensor]:
     """Boolean mask per block of the units `defense` freezes."""
-    ssah = um.select(["esu", "cu"])
-    if defense == "ssah":
+    ssah = um.select(["esu", "cu_all" if defense in ("ssah_all", "random_all") else "cu"])
+    if defense in TWINS:
         return ssah
     out = {}
-    if defense == "random":
+    if defense == "lower":
+        layers = {k: _layer(k) for k in um.keys}
+        n = 1 + max(i for i in layers.values() if i is not None)
+        cut = max(1, n - LAST_TRAINABLE)  # a model of <= LAST_TRAINABLE layers still gets its first one frozen
+        return {k: torch.full_like(ssah[k], layers[k] is not None and layers[k] < cut) for k in um.keys}
+    if defense in TWINS.values():
         g = torch.Generator().manual_seed(seed)
         for k in um.keys:  # fixed block order, so one seed gives one set
             out[k] = _mask(ssah[k].numel(), torch.randperm(ssah[k].numel(), generator=g)[: int(ssah[k].sum())])
@@ -42,6 +53,12 @@ def frozen_masks(um: UnitMap, defense: str, seed: int = 0) -> dict[str, torch.Te
             out[k] = _mask(ssah[k].numel(), order[: int(ssah[k].sum())])
         return out
     raise SafekeelError(f"unknown freezing defense {defense!r} (use {', '.join(DEFENSES)})")
+
+
+def _layer(key: str) -> int | None:
+    """The decoder layer index in a block name ("model.layers.12.mlp.down_proj" -> 12)."""
+    m = re.search(r"\.(?:layers|h|blocks)\.(\d+)\.", f".{key}.")
+    return int(m[1]) if m else None
 
 
 def _mask(n: int, idx: torch.Tensor) -> torch.Tensor:
@@ -65,7 +82,7 @@ def derive(um: UnitMap, defense: str, seed: int = 0, source: str | None = None) 
                  "note": f"derived map: class '{FREEZE_CLASS}' marks the units the {defense} defense freezes, "
                          "not SSAH's exclusive safety units",
                  "counts": out.counts(), "totals": unitmap.totals(out)})
-    if defense != "random":
+    if defense not in TWINS.values():
         meta.pop("seed")
     out.meta = meta
     return out
