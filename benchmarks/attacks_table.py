@@ -1,0 +1,194 @@
+"""Each attack's ASR on the base, vanilla and DeRTa models, on held-out behaviors, paired.
+
+Behaviors: the first `--n` of the wide held-out set (`derta_recipe.wide_behaviors`: the registry's test split of
+uncensorbench, HarmBench, StrongREJECT, AdvBench and Do-Not-Answer, round robin), so every arm answers the same ones.
+Models: the embedded base model, and the `derta_recipe.py` arms `vanilla-r1-lr10` and `derta-r1-lr10-mid-z33` as
+trained there (three seeds each; run `derta_recipe.py --split heldout --seeds 0 1 2` first).
+
+- static attacks (direct, completion, CodeAttack, cipher, jailbreak template): every seed of every arm;
+- search attacks (PAIR, AutoDAN: minutes of target calls per behavior on this CPU): seed 0 of each arm, at the CPU
+  budget (`--pair-streams`, `--pair-iterations`, `--autodan-population`, `--autodan-generations`); the budget each
+  row actually spent is in its `meta` and summarised in the table.
+
+Each (arm, seed, attack group) is one resumable `safekeel eval` run directory; judged by harm-clf (ASR) and the
+keyword judge (refusal). `--report` prints the table with DeRTa's and vanilla's paired differences (behaviors
+resampled, seeds kept paired; `safekeel compare`) and `--export` writes it to benchmarks/results/.
+
+    python benchmarks/attacks_table.py --static
+    python benchmarks/attacks_table.py --search
+    python benchmarks/attacks_table.py --report --export benchmarks/results/attacks_table.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+from safekeel.config import resolve_config
+from safekeel.eval.compare import OVERALL, compare, diff_text
+from safekeel.eval.run import EvalConfig, run_eval
+from safekeel.eval.summary import _with, load_run
+from safekeel.io import write_json, write_jsonl
+
+sys.path.insert(0, str(Path(__file__).parent))
+from derta_recipe import wide_behaviors  # noqa: E402
+
+STATIC = ["direct", "completion", "codeattack", "cipher", "jailbreak_template"]
+SEARCH = ["pair", "autodan"]
+ARMS = {"base": None, "vanilla": "vanilla-r1-lr10", "derta": "derta-r1-lr10-mid-z33"}
+
+
+def model_path(recipe_out: Path, arm: str, seed: int) -> str:
+    name = ARMS[arm]
+    return "smollm2-135m" if name is None else str(recipe_out / "train" / name / f"seed-{seed}" / "model")
+
+
+def behaviors_file(out: Path, n: int) -> Path:
+    path = out / "behaviors.jsonl"
+    if not path.exists():
+        write_jsonl(path, [{"id": b.id, "prompt": b.prompt, "category": b.category, "source": b.source}
+                           for b in wide_behaviors()[:n]])
+    return path
+
+
+def run(out: Path, args, arm: str, seed: int, group: str, attacks: list[str]) -> Path:
+    d = out / group / arm / f"seed-{seed}"
+    if (d / "summary.json").exists():
+        return d
+    model = model_path(Path(args.recipe_out), arm, seed)
+    cfg = resolve_config(EvalConfig, overrides=dict(
+        model=model, label=f"{arm}-s{seed}", behaviors=str(behaviors_file(out, args.n)), n_behaviors=0,
+        attacks=attacks, benign_scary=0, benign=0, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+        judges=["keyword", "harm-clf"], pair_streams=args.pair_streams, pair_iterations=args.pair_iterations,
+        autodan_population=args.autodan_population, autodan_generations=args.autodan_generations,
+        seed=0, out=str(d), resume=(d / "rows.jsonl").exists()))
+    t0 = time.time()
+    run_eval(cfg, log=lambda m: print(f"[{arm} s{seed} {group}] {m}", flush=True))
+    print(f"[{arm} s{seed} {group}] done in {time.time() - t0:.0f}s", flush=True)
+    return d
+
+
+def rates(runs: list[Path]) -> dict[str, dict]:
+    """{attack: {"asr": mean over seeds, "asr_range": (lo, hi), "refusal": mean, "n": behaviors}} by harm-clf /
+    keyword."""
+    per: dict[str, dict[str, list]] = {}
+    for d in runs:
+        rows, verdicts = load_run(d)
+        for metric, judge, flag in (("asr", "harm-clf", "unsafe"), ("refusal", "keyword", "refused")):
+            by: dict[str, list] = {}
+            for r in _with(rows, verdicts.get(judge, {})):
+                if r[flag] is not None:
+                    by.setdefault(r["attack"], []).append(bool(r[flag]))
+            for a, v in by.items():
+                per.setdefault(a, {}).setdefault(metric, []).append(sum(v) / len(v))
+                per[a]["n"] = [len(v)]
+    return {a: {"asr": sum(m["asr"]) / len(m["asr"]), "asr_range": (min(m["asr"]), max(m["asr"])),
+                "refusal": sum(m["refusal"]) / len(m["refusal"]), "n": m["n"][0], "seeds": len(m["asr"])}
+            for a, m in per.items()}
+
+
+def budget(runs: list[Path]) -> dict[str, str]:
+    """What the search attacks actually spent, from each row's meta."""
+    rows = [r for d in runs for r in load_run(d)[0]]
+    out = {}
+    for attack, means in (("pair", ("queries",)), ("autodan", ("iterations", "fitness_calls"))):
+        metas = [r["meta"] for r in rows if r["attack"] == attack]
+        if not metas:
+            continue
+        spent = ", ".join(f"{k.replace('_', ' ')} mean {sum(m[k] for m in metas) / len(metas):.1f}" for k in means)
+        out[attack] = (f"{json.dumps(metas[0]['budget'])}; {spent}; stopped early "
+                       f"{sum(m['stopped_early'] for m in metas)}/{len(metas)}")
+        if attack == "pair":
+            out[attack] += (f"; attacker replies unparsed {sum(m['unparsed'] for m in metas)}/"
+                            f"{sum(m['attacker_calls'] for m in metas)}")
+    return out
+
+
+def seed_dirs(out: Path, group: str, arm: str) -> list[Path]:
+    return sorted(p for p in (out / group / arm).glob("seed-*") if (p / "summary.json").exists())
+
+
+def report(out: Path) -> tuple[str, dict]:
+    lines = ["| attack | n | base ASR | vanilla ASR | DeRTa ASR | DeRTa - vanilla | vanilla - base | DeRTa - base | "
+             "refusal base / vanilla / DeRTa |", "|---|---|---|---|---|---|---|---|---|"]
+    data: dict = {"groups": {}}
+    budgets: dict = {}
+    for group in ("static", "search"):
+        arms = {a: seed_dirs(out, group, a) for a in ARMS}
+        if not all(arms.values()):
+            continue
+        r = {a: rates(d) for a, d in arms.items()}
+        vs_vanilla = compare([arms["derta"]], arms["vanilla"], n_boot=2000)["runs"]
+        vs_base = compare([arms["vanilla"], arms["derta"]], arms["base"], n_boot=2000)["runs"]
+        dv = next(iter(vs_vanilla.values()))["asr"]
+        vb, db = (vs_base[k]["asr"] for k in vs_base)
+        data["groups"][group] = {"rates": r, "derta_minus_vanilla": dv, "vanilla_minus_base": vb,
+                                 "derta_minus_base": db, "seeds": {a: len(d) for a, d in arms.items()}}
+        budgets.update(budget([p for d in arms.values() for p in d]))
+        for attack in [a for a in STATIC + SEARCH if a in r["base"]]:
+            def asr(arm, attack=attack, r=r):
+                x = r[arm].get(attack)
+                if not x:
+                    return "–"
+                rng = f" ({100 * x['asr_range'][0]:.0f}-{100 * x['asr_range'][1]:.0f})" if x["seeds"] > 1 else ""
+                return f"{100 * x['asr']:.1f}%{rng}"
+
+            ref = " / ".join(f"{100 * r[a][attack]['refusal']:.0f}%" for a in ARMS if attack in r[a])
+            lines.append(f"| {attack} | {r['base'][attack]['n']} | {asr('base')} | {asr('vanilla')} | "
+                         f"{asr('derta')} | {diff_text(dv.get(attack))} | {diff_text(vb.get(attack))} | "
+                         f"{diff_text(db.get(attack))} | {ref} |")
+        lines.append(f"| all {group} attacks | | | | | {diff_text(dv.get(OVERALL))} | {diff_text(vb.get(OVERALL))} "
+                     f"| {diff_text(db.get(OVERALL))} | |")
+    seeds = {g: v["seeds"] for g, v in data["groups"].items()}
+    notes = [f"ASR by harm-clf, refusal by the keyword judge; seeds per arm {json.dumps(seeds)} (static attacks: "
+             "mean over seeds, range in brackets; search attacks: seed 0). Differences in points, paired on the same "
+             "behaviors: [95% bootstrap CI resampling behaviors, seeds paired], exact McNemar p."]
+    notes += [f"Budget spent, {k}: {v}." for k, v in budgets.items()]
+    data["budget"] = budgets
+    return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes), data
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="runs/attacks_table")
+    ap.add_argument("--recipe-out", default="runs/derta_recipe", help="where derta_recipe.py trained the arms")
+    ap.add_argument("--n", type=int, default=120, help="held-out behaviors (the first N of the wide set)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    ap.add_argument("--static", action="store_true", help="run the static attacks on every seed of every arm")
+    ap.add_argument("--search", action="store_true", help="run PAIR and AutoDAN on seed 0 of every arm")
+    ap.add_argument("--search-attacks", nargs="+", default=SEARCH, choices=SEARCH)
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--pair-streams", type=int, default=3)
+    ap.add_argument("--pair-iterations", type=int, default=3)
+    ap.add_argument("--autodan-population", type=int, default=8)
+    ap.add_argument("--autodan-generations", type=int, default=3)
+    ap.add_argument("--report", action="store_true")
+    ap.add_argument("--export", default=None, help="--report: also write the table to this JSON file")
+    args = ap.parse_args()
+    out = Path(args.out)
+    if args.static:
+        for seed in args.seeds:  # every arm's first seed before any arm's second
+            for arm in args.arms:
+                if arm != "base" or seed == args.seeds[0]:
+                    run(out, args, arm, 0 if arm == "base" else seed, "static", STATIC)
+    if args.search:
+        for arm in args.arms:
+            run(out, args, arm, 0, "search", args.search_attacks)
+    if args.report:
+        text, data = report(out)
+        print(text)
+        if args.export:
+            write_json(Path(args.export), {"measured": time.strftime("%Y-%m-%d"),
+                                           "machine": f"{platform.machine()}, 2-core CPU, no GPU",
+                                           "command": "python benchmarks/attacks_table.py " + " ".join(sys.argv[1:]),
+                                           "table": text, **data})
+
+
+if __name__ == "__main__":
+    main()
