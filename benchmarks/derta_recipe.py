@@ -88,6 +88,11 @@ ARMS = {
     # SSAH's alignment budget: DeRTa updating only the redundant units (RU) of the weights it starts from
     "derta-r1-lr10-ru": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "train_only": "ru"},
     "derta-r1-lr20-ru": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 2e-4, "train_only": "ru"},
+    # ... fairly (issue 22 item 8): today's recipe, RU only at three lrs (a 13% trainable set needs its own lr), and
+    # a same-count random twin (`units.defenses`: random_ru draws as many units per block as RU holds)
+    **{f"derta-z33-{only.replace('_', '')}-lr{lr}": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": lr * 1e-5,
+                                                     "rto": "aligned", "zero": 1 / 3, "train_set": only}
+       for only in ("ru", "random_ru") for lr in (10, 30, 100)},
 }
 
 
@@ -144,6 +149,11 @@ def train(out: Path, name: str, arm: dict, data: Path, args, seed: int = 0) -> s
     d = out / "train" / name / f"seed-{seed}"
     only = {"train_only_units": budget_map(out, args), "train_only_classes": [arm["train_only"]]} \
         if arm.get("train_only") else {}
+    if arm.get("train_set"):  # a derived map whose `esu` marks the set (units.defenses)
+        from safekeel.units.defenses import write_defense_maps
+
+        maps = write_defense_maps(budget_map(out, args), out / "units-base" / "sets", seed, [arm["train_set"]])
+        only = {"train_only_units": str(maps[arm["train_set"]]), "train_only_classes": ["esu"]}
     if not (d / "summary.json").exists():
         run_train(resolve_config(TrainConfig, overrides=dict(
             model=args.model, data=str(data), out=str(d), max_steps=arm.get("steps", args.steps),

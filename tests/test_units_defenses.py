@@ -31,8 +31,9 @@ def test_each_defense_freezes_what_it_promises(scored):
     _, _, _, um = scored
     ssah_src, all_src = um.select(["esu", "cu"]), um.select(["esu", "cu_all"])
     lower_src = {k: torch.full_like(v, k.startswith("layers.0.")) for k, v in ssah_src.items()}  # 2-layer model
+    ru_src = um.select(["ru"])
     source = {"ssah": ssah_src, "random": ssah_src, "top_safety": ssah_src, "ssah_all": all_src,
-              "random_all": all_src, "lower": lower_src}
+              "random_all": all_src, "lower": lower_src, "ru": ru_src, "random_ru": ru_src}
     assert sorted(source) == sorted(DEFENSES)
     maps = {d: derive(um, d, seed=0) for d in DEFENSES}
     for d, m in maps.items():
@@ -44,10 +45,10 @@ def test_each_defense_freezes_what_it_promises(scored):
         assert {k: int(v.sum()) for k, v in frozen.items()} == {k: int(v.sum()) for k, v in src.items()}, d
         assert m.meta["defense"] == d and m.meta["frozen_units"] == sum(int(v.sum()) for v in src.values())
         assert m.meta["weights_sha256"] == um.meta["weights_sha256"]
-    for d in ("ssah", "ssah_all", "lower"):
+    for d in ("ssah", "ssah_all", "lower", "ru"):
         assert all(torch.equal(_frozen(maps[d])[k], source[d][k]) for k in um.keys), d
     assert 0 < sum(int(v.sum()) for v in ssah_src.values()) < sum(int(v.sum()) for v in all_src.values())
-    for twin in ("random", "random_all"):  # same count per block, other units
+    for twin in ("random", "random_all", "random_ru"):  # same count per block, other units
         assert not all(torch.equal(_frozen(maps[twin])[k], source[twin][k]) for k in um.keys)
     for k in um.keys:  # top_safety: no unfrozen unit scores higher on safety than a frozen one
         f, s = _frozen(maps["top_safety"])[k], um.safety[k]

@@ -8,6 +8,8 @@ selector (`esu`) picks the frozen set whatever the defense. Defenses:
   random     : per block as many units as `ssah` freezes there, drawn uniformly (seeded `torch.Generator`): does
                freezing *which* units matter, or only freezing that many?
   ssah_all   : ESU + every CU (the paper's second arm, from its reviews); random_all is its same-count twin.
+  ru         : the redundant units alone (for `train --train-only-units`: SSAH's alignment budget); random_ru is
+               its same-count twin.
   top_safety : per block as many units as `ssah`, those with the highest safety score alone (no utility
                contrast): the single-score control in the spirit of Wei et al. 2024.
   lower      : every unit of every block below the last LAST_TRAINABLE layers: the positive control, a defense
@@ -25,15 +27,16 @@ from ..errors import SafekeelError
 from . import unitmap
 from .unitmap import CLASSES, UnitMap
 
-DEFENSES = ("ssah", "random", "ssah_all", "random_all", "top_safety", "lower")
-TWINS = {"ssah": "random", "ssah_all": "random_all"}  # a defense and its same-count random twin
+DEFENSES = ("ssah", "random", "ssah_all", "random_all", "top_safety", "lower", "ru", "random_ru")
+TWINS = {"ssah": "random", "ssah_all": "random_all", "ru": "random_ru"}  # a unit set and its same-count twin
 LAST_TRAINABLE = 2  # layers the `lower` control leaves trainable
 FREEZE_CLASS = "esu"  # the class a derived map gives its frozen units (train with --freeze-classes esu)
 
 
 def frozen_masks(um: UnitMap, defense: str, seed: int = 0) -> dict[str, torch.Tensor]:
     """Boolean mask per block of the units `defense` freezes."""
-    ssah = um.select(["esu", "cu_all" if defense in ("ssah_all", "random_all") else "cu"])
+    ssah = um.select(["ru"] if defense in ("ru", "random_ru") else
+                     ["esu", "cu_all" if defense in ("ssah_all", "random_all") else "cu"])
     if defense in TWINS:
         return ssah
     out = {}
