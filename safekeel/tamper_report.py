@@ -101,9 +101,10 @@ def plot(summary: dict) -> bytes:
 
 
 def seed_summary(out: Path, seeds: list[int], judge: str) -> Path:
-    """seeds.json / seeds.md: each cell's ASR (all attacks), mean and per seed, and its paired difference from the
-    undefended cell of the same attack and lr, from the random twin (for ssah) and from the reference, behaviors
-    resampled, seeds kept paired."""
+    """seeds.json / seeds.md: each cell's ASR (all attacks; `judge`) and refusal (keyword), mean and per seed, and
+    their paired differences from the undefended cell of the same attack and lr, from the same-count random twin
+    (ssah, ssah_all) and from the reference, behaviors resampled, seeds kept paired; the task perplexity where the
+    attack is benign."""
     import json
 
     from .eval.compare import compare, diff_text
@@ -112,28 +113,40 @@ def seed_summary(out: Path, seeds: list[int], judge: str) -> Path:
     cells = [json.loads(line) for line in (out / f"seed-{seeds[0]}" / "cells.jsonl").read_text().splitlines()]
     evals = {c["name"]: [out / f"seed-{s}" / "eval" / c["name"] for s in seeds] for c in cells}
     ref = [out / f"seed-{s}" / "eval" / "reference" for s in seeds]
-    rows, lines = [], [f"# Fine-tuning attacks over seeds {', '.join(map(str, seeds))} (judge `{judge}`)", "",
-                       "| cell | ASR mean (per seed) | vs no defense, ASR points [95% CI] p | vs random twin | "
-                       "vs reference |", "|---|---|---|---|---|"]
+    head = ["| cell | {m} mean (per seed) | vs no defense, points [95% CI] p | vs random twin | vs reference |",
+            "|---|---|---|---|---|"]
+    tables = {"asr": [f"## ASR (judge `{judge}`)", "", head[0].format(m="ASR"), head[1]],
+              "refusal": ["## Refusal (judge `keyword`)", "", head[0].format(m="refusal"), head[1]]}
+    rows = []
     for c in cells:
-        per_seed = []
+        per_seed: dict[str, list] = {"asr": [], "refusal": [], "task_ppl": []}
         for d in evals[c["name"]]:
             s = json.loads((d / "summary.json").read_text())
-            per_seed.append((s["asr_overall"].get(judge) or {}).get("rate"))
+            per_seed["asr"].append((s["asr_overall"].get(judge) or {}).get("rate"))
+            per_seed["refusal"].append((s["asr_overall"].get("keyword") or {}).get("rate"))
+            task = d / "task_ppl.json"
+            per_seed["task_ppl"].append(json.loads(task.read_text())["ppl"] if task.exists() else None)
+        per_seed["refusal"] = [None if x is None else 1 - x for x in per_seed["refusal"]]  # keyword ASR = not refused
         base = evals.get(f"none-{c['attack']}-lr{c['lr']:g}")
-        vs_none = compare([evals[c["name"]]], base, judge)["runs"] if base and c["defense"] != "none" else {}
         twin = evals.get(f"{TWINS.get(c['defense'])}-{c['attack']}-lr{c['lr']:g}")
-        vs_twin = compare([evals[c["name"]]], twin, judge)["runs"] if twin and c["defense"] in TWINS else {}
-        vs_ref = compare([evals[c["name"]]], ref, judge)["runs"]
-        pick = lambda r: next(iter(r.values()))["asr"].get("all attacks") if r else None  # noqa: E731
-        row = {"cell": c["name"], "asr_per_seed": per_seed, "vs_none": pick(vs_none), "vs_random_twin": pick(vs_twin),
-               "vs_reference": pick(vs_ref)}
+        runs = {"vs_none": compare([evals[c["name"]]], base, judge)["runs"] if base and c["defense"] != "none" else {},
+                "vs_random_twin": compare([evals[c["name"]]], twin, judge)["runs"] if twin else {},
+                "vs_reference": compare([evals[c["name"]]], ref, judge)["runs"]}
+        row = {"cell": c["name"], "asr_per_seed": per_seed["asr"], "refusal_per_seed": per_seed["refusal"],
+               "task_ppl_per_seed": per_seed["task_ppl"]}
+        for metric in ("asr", "refusal"):
+            for k, r in runs.items():
+                row[k if metric == "asr" else f"refusal_{k}"] = \
+                    next(iter(r.values()))[metric].get("all attacks") if r else None
+            vals = [x for x in per_seed[metric] if x is not None]
+            mean = sum(vals) / max(1, len(vals))
+            seeds_text = ", ".join("–" if x is None else f"{100 * x:.0f}" for x in per_seed[metric])
+            pre = "" if metric == "asr" else "refusal_"
+            tables[metric].append(f"| {c['name']} | {100 * mean:.1f} ({seeds_text}) | " + " | ".join(
+                diff_text(row[pre + k], p_digits=2) for k in ("vs_none", "vs_random_twin", "vs_reference")) + " |")
         rows.append(row)
-        mean = sum(x for x in per_seed if x is not None) / max(1, sum(x is not None for x in per_seed))
-        seeds_text = ", ".join("–" if x is None else f"{100 * x:.0f}" for x in per_seed)
-        lines.append(f"| {c['name']} | {100 * mean:.1f} ({seeds_text}) | "
-                     + " | ".join(diff_text(row[k], p_digits=2) for k in ("vs_none", "vs_random_twin", "vs_reference"))
-                     + " |")
+    lines = [f"# Fine-tuning attacks over seeds {', '.join(map(str, seeds))}", ""] + tables["asr"] + [""] \
+        + tables["refusal"]
     write_json(out / "seeds.json", {"seeds": seeds, "judge": judge, "cells": rows})
     write_text(out / "seeds.md", "\n".join(lines) + "\n")
     return out

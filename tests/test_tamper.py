@@ -158,7 +158,9 @@ def test_tamper_seeds_run_one_folder_per_seed_and_pair_cells(tmp_path, tiny_dir,
     cell = next(c for c in seeds["cells"] if c["cell"] == "constrained-harmful2-lr0.001")
     # 2 behaviors x 2 attacks (direct, prefill) x 2 seeds, paired seed by seed
     assert len(cell["asr_per_seed"]) == 2 and cell["vs_none"]["n_pairs"] == 8 and cell["vs_none"]["behaviors"] == 2
-    assert "| constrained-harmful2-lr0.001 |" in (out / "seeds.md").read_text()
+    assert cell["refusal_vs_none"]["n_pairs"] == 8 and len(cell["refusal_per_seed"]) == 2
+    md = (out / "seeds.md").read_text()
+    assert md.count("| constrained-harmful2-lr0.001 |") == 2 and "## Refusal (judge `keyword`)" in md
 
 
 def test_eval_behaviors_must_all_be_held_out(tmp_path):
