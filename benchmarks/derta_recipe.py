@@ -93,6 +93,12 @@ ARMS = {
     **{f"derta-z33-{only.replace('_', '')}-lr{lr}": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": lr * 1e-5,
                                                      "rto": "aligned", "zero": 1 / 3, "train_set": only}
        for only in ("ru", "random_ru") for lr in (10, 30, 100)},
+    # more triples (issue 21): uncensorbench's train triples + the harvested ones; 160 steps of 8 rows is what the
+    # 45-minute budget per arm allows on 2 cores (about 1.2 passes over ~1,100 rows, where the reference trains 2)
+    **{f"{name}-more": {**ARM, "more": True, "steps": 160} for name, ARM in (
+        ("vanilla-r1-lr10", {**BASE, "recipe": "vanilla", "ratio": 1.0, "lr": 1e-4}),
+        ("derta-r1-lr10-mid-z33", {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
+                                   "zero": 1 / 3}))},
 }
 
 
@@ -117,14 +123,22 @@ def prepare(out: Path) -> dict:
 
 
 def build(out: Path, data: dict, recipe: str, ratio: float | None, model: str, zero: float = 0.0,
-          opener: float = 0.0) -> Path:
+          opener: float = 0.0, more: bool = False) -> Path:
     key = (f"{recipe}-r{ratio:g}" if ratio is not None else f"{recipe}-old") + (f"-z{round(100 * zero)}" if zero else "")
-    key += f"-o{round(100 * opener)}" if opener else ""
+    key += (f"-o{round(100 * opener)}" if opener else "") + ("-more" if more else "")
     d = out / "data" / key
     if (d / "train.jsonl").exists():
         return d / "train.jsonl"
     triples = d / "triples.jsonl"
-    write_jsonl(triples, [cut(t).to_dict() for t in data["fit"]])
+    fit = list(data["fit"])
+    if more:  # uncensorbench's train triples plus the harvested ones (benchmarks/derta_triples.py)
+        from safekeel.data.readers import load_triples
+
+        harvested = out / "data" / "harvest" / "triples.jsonl"
+        if not harvested.exists():
+            sys.exit(f"{harvested}: run python benchmarks/derta_triples.py first")
+        fit += select(load_triples(str(harvested)), "train")
+    write_jsonl(triples, [cut(t).to_dict() for t in fit])
     old = ratio is None  # the previous demo's helpful data: 48 distilled benign chats, nothing else
     helpful = [r for r in data["helpful"] if r["id"].startswith("benign")][:48] if old else data["helpful"]
     write_jsonl(d / "helpful.jsonl", helpful)
@@ -502,7 +516,8 @@ def main() -> None:
             continue  # resumable: a finished (arm, seed) is kept
         t0 = time.time()
         path = args.model if arm["recipe"] is None else train(out, name, arm, build(
-            out, data, arm["recipe"], arm["ratio"], args.model, arm["zero"], arm["opener"]), args, seed)
+            out, data, arm["recipe"], arm["ratio"], args.model, arm["zero"], arm["opener"], arm.get("more", False)),
+            args, seed)
         t_train = time.time() - t0
         res = evaluate(name, path, args.split, data, args, judge, seed)
         res["seconds"] = {"train": round(t_train), "eval": round(time.time() - t0 - t_train)}

@@ -11,6 +11,7 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
 - splits: the split registry itself (deterministic over the pinned sources)
 - prefixes: benchmarks/results/wide_prefixes.json (`python benchmarks/derta_recipe.py --prefixes`)
 - derta_wide: benchmarks/results/derta_wide.json (`python benchmarks/derta_recipe.py --split wide ... --export`)
+- ssah_benign: benchmarks/results/ssah_benign.json (`python benchmarks/ssah_benign.py --export ...`)
 - attacks: benchmarks/results/attacks_table.json (`python benchmarks/attacks_table.py --report --export ...`)
 
     python benchmarks/results_blocks.py          # rewrite every block
@@ -148,6 +149,18 @@ derta_val_block = recipe_table("derta_val.json", "--split val ...")
 derta_wide_block = recipe_table("derta_wide.json", "--split wide --seeds 0 1 2 ...")
 
 
+def ssah_benign_block() -> str:
+    r = _load("ssah_benign.json")
+    if r is None:
+        return "(not measured yet: `python benchmarks/ssah_benign.py --gate --export ...`)"
+    out = []
+    for aligned, g in r["gate"].items():
+        out += [f"Benign fine-tune, no defense, on the {aligned}-aligned model:", "", g["table"], ""]
+    for aligned, g in r["grid"].items():
+        out += [f"Defenses on the {aligned}-aligned model:", "", g["table"].replace("# ", "### ", 1), ""]
+    return "\n".join(out) + f"(`{r['command']}`, {r['measured']}, {r['machine']})"
+
+
 def attacks_block() -> str:
     r = _load("attacks_table.json")
     if r is None:
@@ -189,7 +202,7 @@ def demo_block() -> str:
 BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "splits": splits_block,
           "derta_seeds": derta_seeds_block, "derta_val": derta_val_block, "units_overlap": units_overlap_block,
           "judge_choice": choice_block, "prefixes": prefixes_block, "derta_wide": derta_wide_block,
-          "attacks": attacks_block}
+          "attacks": attacks_block, "ssah_benign": ssah_benign_block}
 PATTERN = re.compile(r"(<!-- results:(\w+) -->\n)(.*?)(<!-- /results:\2 -->)", re.S)
 
 

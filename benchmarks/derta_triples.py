@@ -1,0 +1,72 @@
+"""More DeRTa triples from train splits only: (harmful prompt, a real harmful answer, a refusal in the model's voice).
+
+Only uncensorbench ships harmful answers (84 train-split triples). The other sources ship prompts: AdvBench,
+Do-Not-Answer, HarmBench and StrongREJECT, whose train-split requests (`safekeel.data.splits.select(..., "train")`,
+which also drops near-duplicates of any test request) are answered twice:
+- the harmful answer: the base model's own greedy answer (`attacks/own_prefix.own_answers`, cached by weights hash),
+  kept only where harm-clf calls it unsafe (a refusal or a vague answer never poses as a harmful answer);
+- the refusal: the refusal-SFT model's own answer to the same prompt (`derta_recipe.py`'s `vanilla-r1-lr10`, seed
+  0), kept only where the keyword judge reads it as a refusal. Its refusals start the way the model's refusals start
+  and vary with the prompt, where a template would teach one sentence.
+
+Writes runs/derta_recipe/data/harvest/triples.jsonl (SafetyTriple rows, `source` = the behavior set) and
+stats.json (asked / harmful kept / refusal kept per source); `derta_recipe.py` arms with `"more": True` train on
+uncensorbench's train triples plus these.
+
+    python benchmarks/derta_triples.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from safekeel.attacks.own_prefix import own_answers, with_own_targets
+from safekeel.data.bundled import load_behavior_set
+from safekeel.data.records import SafetyTriple
+from safekeel.data.splits import select, split_of
+from safekeel.io import write_json, write_jsonl
+from safekeel.judges.keyword import is_refusal
+
+SOURCES = ("advbench", "donotanswer", "harmbench", "strongreject")
+
+
+def harvest(out: Path, base: str, refuser: str, max_new_tokens: int) -> dict:
+    from safekeel.judges.harm_clf import HarmClfJudge
+    from safekeel.models import load_model
+
+    behaviors = [b for s in SOURCES for b in select(load_behavior_set(s), "train")]
+    model, tok = load_model(base)
+    kept, counts = with_own_targets(behaviors, own_answers(model, tok, behaviors, out, max_new_tokens),
+                                    HarmClfJudge())
+    del model
+    model, tok = load_model(refuser)
+    refusals = own_answers(model, tok, kept, out, max_new_tokens)
+    triples = [SafetyTriple(prompt=b.prompt, harmful_response=b.target, safe_response=refusals[b.id],
+                            category=b.category, source=b.source, id=f"harvest-{b.id}")
+               for b in kept if is_refusal(refusals[b.id])]
+    assert all(split_of(t.prompt) != "test" for t in triples)  # select() drew train requests only
+    per = {s: {"asked": counts["by_source"].get(s, {}).get("asked", 0),
+               "harmful": counts["by_source"].get(s, {}).get("kept", 0),
+               "triples": sum(t.source == s for t in triples)} for s in SOURCES}
+    write_jsonl(out / "triples.jsonl", [t.to_dict() for t in triples])
+    stats = {"base": base, "refuser": refuser, "max_new_tokens": max_new_tokens, "triples": len(triples),
+             "by_source": per}
+    write_json(out / "stats.json", stats)
+    return stats
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="runs/derta_recipe/data/harvest")
+    ap.add_argument("--base", default="smollm2-135m", help="the model whose compliant answers become harmful answers")
+    ap.add_argument("--refuser", default="runs/derta_recipe/train/vanilla-r1-lr10/seed-0/model",
+                    help="the model whose refusals become the safe responses")
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    args = ap.parse_args()
+    print(json.dumps(harvest(Path(args.out), args.base, args.refuser, args.max_new_tokens), indent=1))
+
+
+if __name__ == "__main__":
+    main()
