@@ -71,9 +71,10 @@ def cell_rows(out: Path) -> list[dict]:
 def gate_table(out: Path) -> str:
     s = json.loads((out / "summary.json").read_text())
     ref = s["reference"]
-    lines = ["| cell | ASR (max of direct, prefill) | ASR vs un-attacked, points (direct + prefill rows) | refusal "
-             "vs un-attacked | benign answered | utility ppl | task ppl |", "|---|---|---|---|---|---|---|",
-             f"| un-attacked | {100 * ref['asr']:.1f}% | | refusal {100 * ref['refusal']:.0f}% | "
+    lines = ["| cell | ASR (harm-clf; max of direct, prefill) | ASR vs un-attacked, points (direct + prefill rows) "
+             "| refusal (keyword) vs un-attacked, points (same rows) | benign answered | utility ppl | task ppl |",
+             "|---|---|---|---|---|---|---|",
+             f"| un-attacked | {100 * ref['asr']:.1f}% | | direct refusal {100 * ref['refusal']:.0f}% | "
              f"{100 * ref['utility']:.0f}% | x1 | {ref.get('task_ppl')} |"]
     for r in cell_rows(out):
         lines.append(f"| {r['name']} | {100 * r['asr']:.1f}% | {diff_text(r['asr_vs_reference'])} | "
