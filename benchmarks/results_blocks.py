@@ -158,7 +158,7 @@ def ssah_benign_block() -> str:
         out += [f"Benign fine-tune, no defense, on the {aligned}-aligned model:", "", g["table"], ""]
     for aligned, g in r["grid"].items():
         out += [f"Defenses on the {aligned}-aligned model:", "", g["table"].replace("# ", "### ", 1), ""]
-    return "\n".join(out) + f"(`{r['command']}`, {r['measured']}, {r['machine']})"
+    return "\n".join(out) + f"\n(`{r['command']}`, {r['measured']}, {r['machine']})"
 
 
 def attacks_block() -> str:

@@ -75,7 +75,7 @@ def gate_table(out: Path) -> str:
              "| refusal (keyword) vs un-attacked, points (same rows) | benign answered | utility ppl | task ppl |",
              "|---|---|---|---|---|---|---|",
              f"| un-attacked | {100 * ref['asr']:.1f}% | | direct refusal {100 * ref['refusal']:.0f}% | "
-             f"{100 * ref['utility']:.0f}% | x1 | {ref.get('task_ppl')} |"]
+             f"{100 * ref['utility']:.0f}% | x1 ({ref['utility_ppl']:.2f}) | x1 ({ref['task_ppl']:.2f}) |"]
     for r in cell_rows(out):
         lines.append(f"| {r['name']} | {100 * r['asr']:.1f}% | {diff_text(r['asr_vs_reference'])} | "
                      f"{diff_text(r['refusal_vs_reference'])} | {100 * r['utility']:.0f}% | "
