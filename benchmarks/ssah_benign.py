@@ -32,7 +32,7 @@ MODELS = {"derta": "runs/derta_recipe/train/derta-r1-lr10-mid-z33/seed-0/model",
           "vanilla": "runs/derta_recipe/train/vanilla-r1-lr10/seed-0/model"}
 EXCLUDE = {"derta": "runs/derta_recipe/data/derta-r1-z33/train.jsonl",
            "vanilla": "runs/derta_recipe/data/vanilla-r1/train.jsonl"}
-GRID = ["none", "lower", "ssah", "random", "ssah_all", "random_all"]  # the positive control early: it reads the rest
+GRID = ["none", "lower", "ssah", "random", "constrained", "ssah_all", "random_all"]  # controls early: they read the rest
 
 
 def tamper(args, aligned: str, out: Path, **kw) -> Path:
