@@ -83,6 +83,29 @@ def gate_table(out: Path) -> str:
     return "\n".join(lines)
 
 
+def partial_grid(seed_dir: Path) -> str:
+    """The finished cells of one grid seed (the grid resumes across sessions): each against the un-attacked model and
+    against no defense, paired on the same behaviors."""
+    ev = seed_dir / "eval"
+    ref = ev / "reference"
+    cells = sorted((d for d in ev.iterdir() if d.name != "reference" and (d / "task_ppl.json").exists()),
+                   key=lambda d: GRID.index(d.name.split("-benign")[0]))
+    none = next((d for d in cells if d.name.startswith("none-")), None)
+    ref_task = json.loads((ref / "task_ppl.json").read_text())["ppl"]
+    ref_util = json.loads((ref / "utility_ppl.json").read_text())["ppl"]
+    lines = ["| cell | refusal (keyword) vs un-attacked | vs no defense | ASR (harm-clf) vs un-attacked | vs no defense "
+             "| utility ppl | task ppl |", "|---|---|---|---|---|---|---|"]
+    for d in cells:
+        vs_ref = next(iter(compare([d], ref)["runs"].values()))
+        vs_none = next(iter(compare([d], none)["runs"].values())) if none and d != none else None
+        pick = lambda r, m: diff_text(r[m].get("all attacks")) if r else "–"  # noqa: E731
+        task = json.loads((d / "task_ppl.json").read_text())["ppl"] / ref_task
+        util = json.loads((d / "utility_ppl.json").read_text())["ppl"] / ref_util
+        lines.append(f"| {d.name} | {pick(vs_ref, 'refusal')} | {pick(vs_none, 'refusal')} | {pick(vs_ref, 'asr')} | "
+                     f"{pick(vs_none, 'asr')} | x{util:.2f} | x{task:.2f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="runs/ssah_benign")
@@ -117,6 +140,10 @@ def main() -> None:
             if seeds.exists():
                 data["grid"][aligned] = {"table": seeds.read_text(),
                                          "cells": json.loads((seeds.parent / "seeds.json").read_text())}
+            elif (out / f"{aligned}-grid" / "seed-0" / "eval" / "reference" / "task_ppl.json").exists():
+                data["grid"][aligned] = {"table": "# Seed 0, the cells finished so far (paired, points [95% CI] p; "
+                                                  "direct + prefill rows)\n\n"
+                                                  + partial_grid(out / f"{aligned}-grid" / "seed-0")}
         write_json(Path(args.export), data)
         print(json.dumps({k: v["table"] for k, v in data["gate"].items()}, indent=1))
 
