@@ -93,15 +93,20 @@ def partial_grid(seed_dir: Path) -> str:
     none = next((d for d in cells if d.name.startswith("none-")), None)
     ref_task = json.loads((ref / "task_ppl.json").read_text())["ppl"]
     ref_util = json.loads((ref / "utility_ppl.json").read_text())["ppl"]
-    lines = ["| cell | refusal (keyword) vs un-attacked | vs no defense | ASR (harm-clf) vs un-attacked | vs no defense "
-             "| utility ppl | task ppl |", "|---|---|---|---|---|---|---|"]
+    from safekeel.units.defenses import TWINS
+
+    lines = ["| cell | refusal (keyword) vs un-attacked | vs no defense | vs its random twin | ASR (harm-clf) vs "
+             "un-attacked | vs no defense | utility ppl | task ppl |", "|---|---|---|---|---|---|---|---|"]
     for d in cells:
         vs_ref = next(iter(compare([d], ref)["runs"].values()))
         vs_none = next(iter(compare([d], none)["runs"].values())) if none and d != none else None
+        twin = ev / d.name.replace(d.name.split("-benign")[0], TWINS.get(d.name.split("-benign")[0], "-"), 1)
+        vs_twin = next(iter(compare([d], twin)["runs"].values())) if (twin / "summary.json").exists() else None
         pick = lambda r, m: diff_text(r[m].get("all attacks")) if r else "–"  # noqa: E731
         task = json.loads((d / "task_ppl.json").read_text())["ppl"] / ref_task
         util = json.loads((d / "utility_ppl.json").read_text())["ppl"] / ref_util
-        lines.append(f"| {d.name} | {pick(vs_ref, 'refusal')} | {pick(vs_none, 'refusal')} | {pick(vs_ref, 'asr')} | "
+        lines.append(f"| {d.name} | {pick(vs_ref, 'refusal')} | {pick(vs_none, 'refusal')} | "
+                     f"{pick(vs_twin, 'refusal')} | {pick(vs_ref, 'asr')} | "
                      f"{pick(vs_none, 'asr')} | x{util:.2f} | x{task:.2f} |")
     return "\n".join(lines)
 
