@@ -12,8 +12,9 @@ selector (`esu`) picks the frozen set whatever the defense. Defenses:
                its same-count twin.
   top_safety : per block as many units as `ssah`, those with the highest safety score alone (no utility
                contrast): the single-score control in the spirit of Wei et al. 2024.
-  lower      : every unit of every block below the last LAST_TRAINABLE layers: the positive control, a defense
-               that leaves the attack little room, so a null for SSAH is SSAH's and not a setup blind to any defense.
+  lower      : every unit of every block below the last LAST_TRAINABLE layers, meant as a positive control (a
+               defense that leaves the attack little room). On SmolLM2-135M it kept *less* refusal than no defense
+               under a benign fine-tune (benchmarks/RESULTS.md): refusal can be undone from the last layers.
 """
 
 from __future__ import annotations
@@ -82,8 +83,8 @@ def derive(um: UnitMap, defense: str, seed: int = 0, source: str | None = None) 
     meta.update({"defense": defense, "source_map": source or um.meta.get("source_map"), "seed": seed,
                  "frozen_units": int(sum(int(m.sum()) for m in masks.values())),
                  "freeze_classes": [FREEZE_CLASS], "classes": list(CLASSES),
-                 "note": f"derived map: class '{FREEZE_CLASS}' marks the units the {defense} defense freezes, "
-                         "not SSAH's exclusive safety units",
+                 "note": f"derived map: class '{FREEZE_CLASS}' marks the units of the {defense} set (frozen by a "
+                         "defense, or the only ones trained with --train-only-units), not SSAH's exclusive safety units",
                  "counts": out.counts(), "totals": unitmap.totals(out)})
     if defense not in TWINS.values():
         meta.pop("seed")
