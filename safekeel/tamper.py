@@ -15,7 +15,7 @@ default), and every test-split (held-out) triple is an evaluation behavior of ev
 cell is evaluated on what an attack trained on and all cells share one evaluation set. `--attack-triples heldout`
 reserves the first max(N) test triples for the attacks instead (harmfulN takes the first N) and evaluates the rest.
 Defenses (safekeel.train.run.TrainConfig): none; ssah / random / ssah_all / random_all / top_safety / lower =
-`freeze_units` with the map from `safekeel.units.defenses` (lower = the positive control); constrained =
+`freeze_units` with the map from `safekeel.units.defenses` (lower: a would-be positive control); constrained =
 `objective="constrained"`; lora = `lora=True`. Every defense uses the same lrs (no x10 for LoRA): the attacker picks
 the lr, the defense does not. `--eval-behaviors` evaluates a wider held-out set; with a benign attack every cell also
 gets the task perplexity (held-out chats of the attack's own task). Stages already done under --out are reused.
