@@ -84,7 +84,8 @@ def derive(um: UnitMap, defense: str, seed: int = 0, source: str | None = None) 
                  "frozen_units": int(sum(int(m.sum()) for m in masks.values())),
                  "freeze_classes": [FREEZE_CLASS], "classes": list(CLASSES),
                  "note": f"derived map: class '{FREEZE_CLASS}' marks the units of the {defense} set (frozen by a "
-                         "defense, or the only ones trained with --train-only-units), not SSAH's exclusive safety units",
+                         "defense, or the only ones trained with --train-only-units), not SSAH's exclusive safety "
+                         "units",
                  "counts": out.counts(), "totals": unitmap.totals(out)})
     if defense not in TWINS.values():
         meta.pop("seed")
