@@ -31,7 +31,7 @@ from pathlib import Path
 from safekeel.config import resolve_config
 from safekeel.eval.compare import OVERALL, compare, diff_text
 from safekeel.eval.run import EvalConfig, run_eval
-from safekeel.eval.summary import _with, load_run
+from safekeel.eval.summary import load_run
 from safekeel.io import write_json, write_jsonl
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -73,21 +73,18 @@ def run(out: Path, args, arm: str, seed: int, group: str, attacks: list[str]) ->
 
 
 def rates(runs: list[Path]) -> dict[str, dict]:
-    """{attack: {"asr": mean over seeds, "asr_range": (lo, hi), "refusal": mean, "n": behaviors}} by harm-clf /
-    keyword."""
+    """{attack: {"asr": mean over seeds, "asr_range": (lo, hi), "refusal": mean, "n": behaviors}}: harm-clf's ASR
+    and the keyword judge's refusal (1 - its ASR), read from each run's summary.json."""
     per: dict[str, dict[str, list]] = {}
     for d in runs:
-        rows, verdicts = load_run(d)
-        for metric, judge, flag in (("asr", "harm-clf", "unsafe"), ("refusal", "keyword", "refused")):
-            by: dict[str, list] = {}
-            for r in _with(rows, verdicts.get(judge, {})):
-                if r[flag] is not None:
-                    by.setdefault(r["attack"], []).append(bool(r[flag]))
-            for a, v in by.items():
-                per.setdefault(a, {}).setdefault(metric, []).append(sum(v) / len(v))
-                per[a]["n"] = [len(v)]
+        s = json.loads((d / "summary.json").read_text())
+        for a, m in s["asr"]["harm-clf"].items():
+            per.setdefault(a, {"asr": [], "refusal": []})["asr"].append(m["rate"])
+            per[a]["n"] = m["n"]
+        for a, m in s["asr"]["keyword"].items():
+            per.setdefault(a, {"asr": [], "refusal": []})["refusal"].append(1 - m["rate"])
     return {a: {"asr": sum(m["asr"]) / len(m["asr"]), "asr_range": (min(m["asr"]), max(m["asr"])),
-                "refusal": sum(m["refusal"]) / len(m["refusal"]), "n": m["n"][0], "seeds": len(m["asr"])}
+                "refusal": sum(m["refusal"]) / len(m["refusal"]), "n": m["n"], "seeds": len(m["asr"])}
             for a, m in per.items()}
 
 

@@ -10,7 +10,7 @@ prompts; the task perplexity of 100 held-out chats of the attack's task (did the
 Stages (each resumable; `safekeel tamper` reuses what is done under --out):
     python benchmarks/ssah_benign.py --gate           # no defense, lr 2e-5 and 5e-5: does the attack bite?
     python benchmarks/ssah_benign.py --units          # SSAH scores + classes on the aligned model
-    python benchmarks/ssah_benign.py --grid --lr 5e-5 --seeds 0 1 2   # every defense, paired
+    python benchmarks/ssah_benign.py --grid --n-eval 160 --seeds 0 1 2   # every defense at 2e-5, paired
     python benchmarks/ssah_benign.py --export benchmarks/results/ssah_benign.json
 """
 
@@ -27,6 +27,7 @@ from safekeel.config import resolve_config
 from safekeel.eval.compare import compare, diff_text
 from safekeel.io import write_json
 from safekeel.tamper import TamperConfig, run_tamper
+from safekeel.units.defenses import TWINS
 
 MODELS = {"derta": "runs/derta_recipe/train/derta-r1-lr10-mid-z33/seed-0/model",
           "vanilla": "runs/derta_recipe/train/vanilla-r1-lr10/seed-0/model"}
@@ -88,19 +89,18 @@ def partial_grid(seed_dir: Path) -> str:
     against no defense, paired on the same behaviors."""
     ev = seed_dir / "eval"
     ref = ev / "reference"
+    defense = lambda d: d.name.split("-benign")[0]  # noqa: E731  cells are named DEFENSE-benignN-lrLR
     cells = sorted((d for d in ev.iterdir() if d.name != "reference" and (d / "task_ppl.json").exists()),
-                   key=lambda d: GRID.index(d.name.split("-benign")[0]))
-    none = next((d for d in cells if d.name.startswith("none-")), None)
+                   key=lambda d: GRID.index(defense(d)))
+    none = next((d for d in cells if defense(d) == "none"), None)
     ref_task = json.loads((ref / "task_ppl.json").read_text())["ppl"]
     ref_util = json.loads((ref / "utility_ppl.json").read_text())["ppl"]
-    from safekeel.units.defenses import TWINS
-
     lines = ["| cell | refusal (keyword) vs un-attacked | vs no defense | vs its random twin | ASR (harm-clf) vs "
              "un-attacked | vs no defense | utility ppl | task ppl |", "|---|---|---|---|---|---|---|---|"]
     for d in cells:
         vs_ref = next(iter(compare([d], ref)["runs"].values()))
         vs_none = next(iter(compare([d], none)["runs"].values())) if none and d != none else None
-        twin = ev / d.name.replace(d.name.split("-benign")[0], TWINS.get(d.name.split("-benign")[0], "-"), 1)
+        twin = ev / d.name.replace(defense(d), TWINS.get(defense(d), "-"), 1)
         vs_twin = next(iter(compare([d], twin)["runs"].values())) if (twin / "summary.json").exists() else None
         pick = lambda r, m: diff_text(r[m].get("all attacks")) if r else "–"  # noqa: E731
         task = json.loads((d / "task_ppl.json").read_text())["ppl"] / ref_task
@@ -118,7 +118,8 @@ def main() -> None:
     ap.add_argument("--behaviors", default="runs/wide_behaviors.jsonl", help="held-out behaviors (test split only)")
     ap.add_argument("--n", type=int, default=600, help="benign chats (one epoch at batch 8)")
     ap.add_argument("--n-eval", type=int, default=0, help="first N behaviors (0 = all)")
-    ap.add_argument("--lr", type=float, default=5e-5, help="--grid: the attack lr")
+    ap.add_argument("--lr", type=float, default=2e-5, help="--grid: the attack lr (the gate's choice: 5e-5 "
+                                                            "breaks the utility bound)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--gate", action="store_true")
     ap.add_argument("--units", action="store_true")

@@ -41,8 +41,8 @@ def report_tables(summary: dict) -> list[tuple[str, list[str], list[list[str]], 
             for d in dict.fromkeys(c["defense"] for c in cells) for lr in lrs]
     note = (f"Each entry: ASR ({summary['judge']} judge, the higher of {' and '.join(ref['by_attack'])}) / refusal "
             f"(keyword judge, direct) / benign answered, with 95% Wilson CIs / perplexity of the un-attacked model's "
-            f"benign answers, as a multiple of its own{task}; n = {ref.get('n_eval')} held-out behaviors no attack trained "
-            f"on, {cfg['steps']} steps per attack. Un-attacked model: {_entry(ref, ref)} (perplexity "
+            f"benign answers, as a multiple of its own{task}; n = {ref.get('n_eval')} held-out behaviors no attack "
+            f"trained on, {cfg['steps']} steps per attack. Un-attacked model: {_entry(ref, ref)} (perplexity "
             f"{ref.get('utility_ppl')}).")
     rows = []
     for d, w in worst.items():
