@@ -7,7 +7,9 @@ Data (all from bundled sets, no evaluation prompt in any training set):
   dropped), plus gold-answer QA conversations (`data/helpful.py`) up to `ratio` x the safety rows.
 Arms (ARMS below) share steps, batch and schedule; `--seeds 0 1 2` trains each arm once per seed (seed and data
 order; one folder per seed) and `--report --baseline ARM` adds each arm's paired difference from ARM (behaviors
-resampled, seeds paired, exact McNemar); with several seeds a rate's brackets are the range over seeds.
+resampled, seeds paired, exact McNemar); with several seeds a rate's brackets are the range over seeds. `--export`
+archives each (arm, seed)'s per-behavior flags (no answer text) and `--report --archive FILE` pairs new arms with
+an earlier session's, whose models and answers are gone.
 `--split val` evaluates on the registry's val split (the only numbers used to choose a recipe); `--split heldout`
 on its test split and, with `--qa`, QA accuracy on 200 utility-qa items; `--split wide` on 240 test-split behaviors
 of uncensorbench, HarmBench, StrongREJECT, AdvBench and Do-Not-Answer (direct, prefill, and the k-token prefixes
@@ -352,7 +354,29 @@ def eval_rows_path(out: Path, split_name: str, res: dict) -> Path:
     return out / f"eval-{split_name}" / res["model"] / f"seed-{res.get('seed', 0)}.jsonl"
 
 
-def paired(out: Path, split_name: str, results: list[dict], baseline: str) -> str:
+FLAGS = ("refusal", "unsafe")
+
+
+def flag_rows(out: Path, split_name: str, res: dict, archive: dict | None = None) -> list[dict]:
+    """One (arm, seed)'s scored rows: its eval file, else the flags an earlier `--export` archived (runs/ does not
+    outlive a session; the archive keeps what paired statistics need, no answer text)."""
+    path = eval_rows_path(out, split_name, res)
+    if path.exists():
+        return list(read_jsonl_rows(path))
+    packed = (archive or {}).get(f"{res['model']}/seed-{res.get('seed', 0)}")
+    if packed is None:
+        sys.exit(f"{path}: no eval rows, and no --archive holds {res['model']} seed {res.get('seed', 0)}")
+    return [{"id": i, "set": s, **dict(zip(FLAGS, v, strict=True))} for i, s, *v in packed]
+
+
+def pack_flags(out: Path, split_name: str, results: list[dict], archive: dict | None = None) -> dict:
+    """{"arm/seed-N": [[behavior id, set, refusal, unsafe], ...]}: the archive `--export` writes."""
+    return {f"{r['model']}/seed-{r.get('seed', 0)}": [[row["id"], row["set"], *(row.get(f) for f in FLAGS)]
+                                                     for row in flag_rows(out, split_name, r, archive)
+                                                     if row["set"] in SETS] for r in results}
+
+
+def paired(out: Path, split_name: str, results: list[dict], baseline: str, archive: dict | None = None) -> str:
     """RESULTS table: each arm's paired difference from `baseline` per attack (refusal, keyword; ASR, harm-clf),
     over the same behaviors, seeds kept paired (a one-seed baseline stands beside every seed)."""
     from safekeel.eval.compare import diff_text, replicate_baseline
@@ -362,8 +386,8 @@ def paired(out: Path, split_name: str, results: list[dict], baseline: str) -> st
         """{(flag, set): {(behavior, seed, set): value}} of one arm, its rows read once."""
         out_: dict[tuple[str, str], dict[tuple, bool]] = {}
         for res in (r for r in results if r["model"] == arm):
-            for row in read_jsonl_rows(eval_rows_path(out, split_name, res)):
-                for flag in ("refusal", "unsafe"):
+            for row in flag_rows(out, split_name, res, archive):
+                for flag in FLAGS:
                     if row["set"] in SETS and row.get(flag) is not None:
                         key = (row["id"], res.get("seed", 0), row["set"])
                         out_.setdefault((flag, row["set"]), {})[key] = bool(row[flag])
@@ -376,7 +400,7 @@ def paired(out: Path, split_name: str, results: list[dict], baseline: str) -> st
         mine, cells = flags(arm), []
         for s in SETS:
             parts = []
-            for flag in ("refusal", "unsafe"):
+            for flag in FLAGS:
                 b = mine.get((flag, s), {})
                 d = paired_difference(replicate_baseline(base.get((flag, s), {}), {k[1] for k in b}), b)
                 parts.append("-" if d["diff"] is None else diff_text(d, digits=0, p_digits=2))
@@ -467,23 +491,34 @@ def main() -> None:
     ap.add_argument("--report", action="store_true", help="print the RESULTS.md tables of --split (no training)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (seed and data order) per arm")
     ap.add_argument("--baseline", default=None, help="--report: also each arm's paired difference from this arm")
+    ap.add_argument("--archive", nargs="*", default=[], help="--report: earlier --export files whose rows and "
+                                                               "flags stand in for (arm, seed) runs not on disk")
     ap.add_argument("--export", default=None, help="--report: also write the tables and rows to this JSON file "
                                                  "(benchmarks/results/, read by results_blocks.py)")
     args = ap.parse_args()
     if args.report:
-        rows = json.loads((Path(args.out) / f"summary-{args.split}.json").read_text())
+        summary = Path(args.out) / f"summary-{args.split}.json"
+        rows, archive = json.loads(summary.read_text()) if summary.exists() else [], {}
+        for path in args.archive:  # an earlier export: its (arm, seed) rows where this run has none of its own
+            old = json.loads(Path(path).read_text())
+            archive |= old.get("flags", {})
+            rows += [r for r in old["results"] if not any(
+                (x["model"], x.get("seed", 0)) == (r["model"], r.get("seed", 0)) for x in rows)]
         chosen = [r for a in args.arms for r in rows if r["model"] == a]
+        if not chosen:
+            sys.exit(f"{summary}: no finished run of --arms (an earlier session's: --archive its export)")
         text = report([mean_over_seeds([r for r in chosen if r["model"] == a]) for a in dict.fromkeys(
             r["model"] for r in chosen)])
         if args.baseline:
-            text += "\n\n" + paired(Path(args.out), args.split, chosen, args.baseline)
+            text += "\n\n" + paired(Path(args.out), args.split, chosen, args.baseline, archive)
         print(text)
         if args.export:
             import platform
 
             write_json(Path(args.export), {"measured": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, "
                                            "2-core CPU, no GPU", "command": "python benchmarks/derta_recipe.py "
-                                           + " ".join(sys.argv[1:]), "table": text, "results": chosen})
+                                           + " ".join(sys.argv[1:]), "table": text, "results": chosen,
+                                           "flags": pack_flags(Path(args.out), args.split, chosen, archive)})
         return None
     if args.rescore:
         return rescore(Path(args.out), args)
