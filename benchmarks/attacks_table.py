@@ -3,7 +3,8 @@
 Behaviors: the first `--n` of the wide held-out set (`derta_recipe.wide_behaviors`: the registry's test split of
 uncensorbench, HarmBench, StrongREJECT, AdvBench and Do-Not-Answer, round robin), so every arm answers the same ones.
 Models: the embedded base model, and the `derta_recipe.py` arms `vanilla-r1-lr10` and `derta-r1-lr10-mid-z33` as
-trained there (three seeds each; run `derta_recipe.py --split heldout --seeds 0 1 2` first).
+trained there (three seeds each; run `derta_recipe.py --split heldout --seeds 0 1 2` first), or with `--more` the
+same recipes trained on the harvested triples (`-more` arms).
 
 - static attacks (direct, completion, CodeAttack, cipher, jailbreak template): every seed of every arm;
 - search attacks (PAIR, AutoDAN: minutes of target calls per behavior on this CPU): seed 0 of each arm, at the CPU
@@ -39,7 +40,10 @@ from derta_recipe import wide_behaviors  # noqa: E402
 
 STATIC = ["direct", "completion", "codeattack", "cipher", "jailbreak_template"]
 SEARCH = ["pair", "autodan"]
-ARMS = {"base": None, "vanilla": "vanilla-r1-lr10", "derta": "derta-r1-lr10-mid-z33"}
+# the derta_recipe.py arm behind each column: today's recipe, or (--more) the same trained on the harvested triples
+RECIPES = {"default": {"base": None, "vanilla": "vanilla-r1-lr10", "derta": "derta-r1-lr10-mid-z33"},
+           "more": {"base": None, "vanilla": "vanilla-r1-lr10-more", "derta": "derta-r1-lr10-mid-z33-more"}}
+ARMS = RECIPES["default"]
 
 
 def model_path(recipe_out: Path, arm: str, seed: int) -> str:
@@ -141,7 +145,9 @@ def report(out: Path) -> tuple[str, dict]:
         lines.append(f"| all {group} attacks | | | | | {diff_text(dv.get(OVERALL))} | {diff_text(vb.get(OVERALL))} "
                      f"| {diff_text(db.get(OVERALL))} | |")
     seeds = {g: v["seeds"] for g, v in data["groups"].items()}
-    notes = [f"ASR by harm-clf, refusal by the keyword judge; seeds per arm {json.dumps(seeds)} (static attacks: "
+    notes = [f"Models: base = the embedded default, vanilla = `{ARMS['vanilla']}`, DeRTa = `{ARMS['derta']}` "
+             "(benchmarks/derta_recipe.py)."]
+    notes += [f"ASR by harm-clf, refusal by the keyword judge; seeds per arm {json.dumps(seeds)} (static attacks: "
              "mean over seeds, range in brackets; search attacks: seed 0). Differences in points, paired on the same "
              "behaviors: [95% bootstrap CI resampling behaviors, seeds paired], exact McNemar p."]
     notes += [f"Budget spent, {k}: {v}." for k, v in budgets.items()]
@@ -151,7 +157,9 @@ def report(out: Path) -> tuple[str, dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="runs/attacks_table")
+    ap.add_argument("--out", default=None, help="default: runs/attacks_table, or runs/attacks_table-more")
+    ap.add_argument("--more", action="store_true", help="vanilla / DeRTa columns from the -more arms of "
+                                                         "derta_recipe.py (trained on the harvested triples)")
     ap.add_argument("--recipe-out", default="runs/derta_recipe", help="where derta_recipe.py trained the arms")
     ap.add_argument("--n", type=int, default=120, help="held-out behaviors (the first N of the wide set)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -169,7 +177,9 @@ def main() -> None:
     ap.add_argument("--report", action="store_true")
     ap.add_argument("--export", default=None, help="--report: also write the table to this JSON file")
     args = ap.parse_args()
-    out = Path(args.out)
+    global ARMS
+    ARMS = RECIPES["more" if args.more else "default"]
+    out = Path(args.out or ("runs/attacks_table-more" if args.more else "runs/attacks_table"))
     if args.static:
         for seed in args.seeds:  # every arm's first seed before any arm's second
             for arm in args.arms:
