@@ -357,7 +357,8 @@ def eval_rows_path(out: Path, split_name: str, res: dict) -> Path:
 FLAGS = ("refusal", "unsafe")
 
 
-def flag_rows(out: Path, split_name: str, res: dict, archive: dict | None = None) -> list[dict]:
+def flag_rows(out: Path, split_name: str, res: dict, archive: dict | None = None,
+              required: bool = True) -> list[dict] | None:
     """One (arm, seed)'s scored rows: its eval file, else the flags an earlier `--export` archived (runs/ does not
     outlive a session; the archive keeps what paired statistics need, no answer text)."""
     path = eval_rows_path(out, split_name, res)
@@ -365,15 +366,22 @@ def flag_rows(out: Path, split_name: str, res: dict, archive: dict | None = None
         return list(read_jsonl_rows(path))
     packed = (archive or {}).get(f"{res['model']}/seed-{res.get('seed', 0)}")
     if packed is None:
+        if not required:
+            return None
         sys.exit(f"{path}: no eval rows, and no --archive holds {res['model']} seed {res.get('seed', 0)}")
     return [{"id": i, "set": s, **dict(zip(FLAGS, v, strict=True))} for i, s, *v in packed]
 
 
 def pack_flags(out: Path, split_name: str, results: list[dict], archive: dict | None = None) -> dict:
-    """{"arm/seed-N": [[behavior id, set, refusal, unsafe], ...]}: the archive `--export` writes."""
-    return {f"{r['model']}/seed-{r.get('seed', 0)}": [[row["id"], row["set"], *(row.get(f) for f in FLAGS)]
-                                                     for row in flag_rows(out, split_name, r, archive)
-                                                     if row["set"] in SETS] for r in results}
+    """{"arm/seed-N": [[behavior id, set, refusal, unsafe], ...]}: the archive `--export` writes (runs whose rows
+    are gone, archived by no earlier export, are left out)."""
+    packed = {}
+    for r in results:
+        rows = flag_rows(out, split_name, r, archive, required=False)
+        if rows is not None:
+            packed[f"{r['model']}/seed-{r.get('seed', 0)}"] = [[row["id"], row["set"], *(row.get(f) for f in FLAGS)]
+                                                              for row in rows if row["set"] in SETS]
+    return packed
 
 
 def paired(out: Path, split_name: str, results: list[dict], baseline: str, archive: dict | None = None) -> str:
