@@ -156,6 +156,7 @@ def report(out: Path) -> tuple[str, dict]:
 
 
 def main() -> None:
+    global ARMS
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=None, help="default: runs/attacks_table, or runs/attacks_table-more")
     ap.add_argument("--more", action="store_true", help="vanilla / DeRTa columns from the -more arms of "
@@ -177,7 +178,6 @@ def main() -> None:
     ap.add_argument("--report", action="store_true")
     ap.add_argument("--export", default=None, help="--report: also write the table to this JSON file")
     args = ap.parse_args()
-    global ARMS
     ARMS = RECIPES["more" if args.more else "default"]
     out = Path(args.out or ("runs/attacks_table-more" if args.more else "runs/attacks_table"))
     if args.static:

@@ -100,7 +100,12 @@ ARMS = {
     **{f"{name}-more": {**ARM, "more": True, "steps": 160} for name, ARM in (
         ("vanilla-r1-lr10", {**BASE, "recipe": "vanilla", "ratio": 1.0, "lr": 1e-4}),
         ("derta-r1-lr10-mid-z33", {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
-                                   "zero": 1 / 3}))},
+                                   "zero": 1 / 3}),
+        # the ablation on the same data and steps: DeRTa's halves alone, and prefix rows under Qi et al.'s objective
+        ("prefix-r1-lr10-z33", {**BASE, "recipe": "prefix_only", "ratio": 1.0, "lr": 1e-4, "zero": 1 / 3}),
+        ("rto-r1-lr10-mid", {**BASE, "recipe": "rto_only", "ratio": 1.0, "lr": 1e-4, "rto": "aligned"}),
+        ("constrained-r1-lr10-z33", {**BASE, "recipe": "prefix_only", "ratio": 1.0, "lr": 1e-4, "zero": 1 / 3,
+                                     "objective": "constrained"}))},
 }
 
 
