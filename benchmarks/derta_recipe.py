@@ -95,6 +95,9 @@ ARMS = {
     **{f"derta-z33-{only.replace('_', '')}-lr{lr}": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": lr * 1e-5,
                                                      "rto": "aligned", "zero": 1 / 3, "train_set": only}
        for only in ("ru", "random_ru") for lr in (10, 30, 100)},
+    # the steps of the -more arms on today's data: what more triples add beyond more steps
+    "derta-r1-lr10-mid-z33-s160": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
+                                   "zero": 1 / 3, "steps": 160},
     # more triples (issue 21): uncensorbench's train triples + the harvested ones; 160 steps of 8 rows is what the
     # 45-minute budget per arm allows on 2 cores (about 1.2 passes over ~1,100 rows, where the reference trains 2)
     **{f"{name}-more": {**ARM, "more": True, "steps": 160} for name, ARM in (

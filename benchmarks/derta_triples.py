@@ -4,7 +4,9 @@ Only uncensorbench ships harmful answers (84 train-split triples). The other sou
 Do-Not-Answer, HarmBench and StrongREJECT, whose train-split requests (`safekeel.data.splits.select(..., "train")`,
 which also drops near-duplicates of any test request) are answered twice:
 - the harmful answer: the base model's own greedy answer (`attacks/own_prefix.own_answers`, cached by weights hash),
-  kept only where harm-clf calls it unsafe (a refusal or a vague answer never poses as a harmful answer);
+  kept only where harm-clf calls it unsafe (a refusal or a vague answer never poses as a harmful answer); with
+  `--samples N`, prompts whose greedy answer was not harmful get up to N sampled answers (seeded), the first unsafe
+  one kept;
 - the refusal: the refusal-SFT model's own answer to the same prompt (`derta_recipe.py`'s `vanilla-r1-lr10`, seed
   0), kept only where the keyword judge reads it as a refusal. Its refusals start the way the model's refusals start
   and vary with the prompt, where a template would teach one sentence.
@@ -32,14 +34,23 @@ from safekeel.judges.keyword import is_refusal
 SOURCES = ("advbench", "donotanswer", "harmbench", "strongreject")
 
 
-def harvest(out: Path, base: str, refuser: str, max_new_tokens: int) -> dict:
+def harvest(out: Path, base: str, refuser: str, max_new_tokens: int, samples: int = 0,
+            temperature: float = 0.8) -> dict:
     from safekeel.judges.harm_clf import HarmClfJudge
     from safekeel.models import load_model
 
     behaviors = [b for s in SOURCES for b in select(load_behavior_set(s), "train")]
     model, tok = load_model(base)
-    kept, counts = with_own_targets(behaviors, own_answers(model, tok, behaviors, out, max_new_tokens),
-                                    HarmClfJudge())
+    judge = HarmClfJudge()
+    kept, counts = with_own_targets(behaviors, own_answers(model, tok, behaviors, out, max_new_tokens), judge)
+    sampled: dict[str, int] = {}
+    for seed in range(1, samples + 1):  # prompts whose answers so far were not harmful: one more sampled answer
+        left = [b for b in behaviors if b.id not in {k.id for k in kept}]
+        more, _ = with_own_targets(left, own_answers(model, tok, left, out, max_new_tokens, sample_seed=seed,
+                                                     temperature=temperature), judge)
+        kept += more
+        for b in more:
+            sampled[b.source] = sampled.get(b.source, 0) + 1
     del model
     model, tok = load_model(refuser)
     refusals = own_answers(model, tok, kept, out, max_new_tokens)
@@ -48,10 +59,12 @@ def harvest(out: Path, base: str, refuser: str, max_new_tokens: int) -> dict:
                for b in kept if is_refusal(refusals[b.id])]
     assert all(split_of(t.prompt) != "test" for t in triples)  # select() drew train requests only
     per = {s: {"asked": counts["by_source"].get(s, {}).get("asked", 0),
-               "harmful": counts["by_source"].get(s, {}).get("kept", 0),
+               "harmful": counts["by_source"].get(s, {}).get("kept", 0) + sampled.get(s, 0),
+               "harmful_sampled": sampled.get(s, 0),
                "triples": sum(t.source == s for t in triples)} for s in SOURCES}
     write_jsonl(out / "triples.jsonl", [t.to_dict() for t in triples])
-    stats = {"base": base, "refuser": refuser, "max_new_tokens": max_new_tokens, "triples": len(triples),
+    stats = {"base": base, "refuser": refuser, "max_new_tokens": max_new_tokens, "samples": samples,
+             "temperature": temperature if samples else None, "triples": len(triples),
              "by_source": per}
     write_json(out / "stats.json", stats)
     return stats
@@ -64,8 +77,12 @@ def main() -> None:
     ap.add_argument("--refuser", default="runs/derta_recipe/train/vanilla-r1-lr10/seed-0/model",
                     help="the model whose refusals become the safe responses")
     ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--samples", type=int, default=0, help="sampled answers tried, one after another, for prompts "
+                                                           "whose greedy answer was not harmful")
+    ap.add_argument("--temperature", type=float, default=0.8)
     args = ap.parse_args()
-    print(json.dumps(harvest(Path(args.out), args.base, args.refuser, args.max_new_tokens), indent=1))
+    print(json.dumps(harvest(Path(args.out), args.base, args.refuser, args.max_new_tokens, args.samples,
+                             args.temperature), indent=1))
 
 
 if __name__ == "__main__":

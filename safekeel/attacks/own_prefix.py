@@ -17,17 +17,21 @@ from ..io import read_jsonl_rows, write_jsonl
 
 
 def own_answers(model, tok, behaviors: list[Behavior], cache_dir: str | Path, max_new_tokens: int = 64,
-                batch_size: int = 16) -> dict[str, str]:
-    """{behavior id: the model's greedy answer}, generated once per weights hash and cached."""
+                batch_size: int = 16, sample_seed: int | None = None, temperature: float = 0.8) -> dict[str, str]:
+    """{behavior id: the model's greedy answer}, generated once per weights hash and cached. With `sample_seed`, a
+    sampled answer instead (its own cache file per seed and temperature): a prompt the greedy answer refused may
+    still be answered harmfully by a sample, which is how a harvest finds more harmful answers per prompt."""
     from ..eval.generate import GenerationRequest, generate
     from ..units.unitmap import weights_hash
 
-    path = Path(cache_dir) / f"own-answers-{weights_hash(model)[:16]}-t{max_new_tokens}.jsonl"
+    sampled = "" if sample_seed is None else f"-s{sample_seed}-T{temperature:g}"
+    path = Path(cache_dir) / f"own-answers-{weights_hash(model)[:16]}-t{max_new_tokens}{sampled}.jsonl"
     cached = {r["prompt"]: r["answer"] for r in read_jsonl_rows(path)} if path.exists() else {}
     todo = [b for b in dict.fromkeys(b.prompt for b in behaviors) if b not in cached]
     if todo:
         answers = generate(model, tok, [GenerationRequest([{"role": "user", "content": p}]) for p in todo],
-                           max_new_tokens=max_new_tokens, batch_size=batch_size)
+                           max_new_tokens=max_new_tokens, batch_size=batch_size, do_sample=sample_seed is not None,
+                           temperature=temperature, seed=sample_seed or 0)
         cached.update(zip(todo, answers, strict=True))
         write_jsonl(path, [{"prompt": p, "answer": a} for p, a in cached.items()])
     return {b.id: cached[b.prompt] for b in behaviors}
