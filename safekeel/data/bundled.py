@@ -9,18 +9,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from importlib import resources
 from pathlib import Path
 
 import yaml
 
 from ..sources import get_source, source_files, source_path
+from .eval_sets import OWN_SETS, own_set, utility_questions
+from .helpful import qa_conversations
 from .records import Behavior, LabelledAnswer, RefusalLabel, SafetyTriple
-
-OWN_SETS = {
-    "benign": ("benign_prompts.jsonl", "everyday harmless requests (helpfulness; some with answer checks)"),
-    "benign-scary": ("benign_scary.jsonl", "safe prompts that look harmful, XSTest-style (over-refusal)"),
-}
 
 
 def uncensorbench_triples() -> list[SafetyTriple]:
@@ -112,26 +108,6 @@ def jailbreak_templates() -> list[str]:
     return [t for t in json.loads(source_path("jailbreak-templates").read_text(encoding="utf-8")) if t.strip()]
 
 
-def utility_questions() -> list[dict]:
-    """Multiple-choice / short-answer utility items: {task, question, options, answer}."""
-    out = []
-    for path in source_files("utility-qa"):
-        task = path.parent.name
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                r = json.loads(line)
-                q = r["question"] if "passage" not in r else f"{r['passage']} {r['question']}"
-                out.append({"task": task, "question": q, "options": r.get("options"),
-                            "answer": r.get("answer_key") or r.get("answer")})
-    return out
-
-
-def own_set(name: str) -> list[dict]:
-    fname = OWN_SETS[name][0]
-    text = resources.files("safekeel.resources").joinpath(fname).read_text(encoding="utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
 def benign_prompts() -> list[dict]:
     return own_set("benign")
 
@@ -141,8 +117,6 @@ def benign_scary_prompts() -> list[dict]:
 
 
 def helpful_qa() -> list:
-    from .helpful import qa_conversations
-
     return qa_conversations()
 
 

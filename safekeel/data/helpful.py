@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..sources import source_files
+from .eval_sets import own_set, utility_questions
 from .records import Conversation
 
 
@@ -82,8 +83,6 @@ CONVERTERS = {"NQ-open": _nq, "TruthfulQA": _truthfulqa, "ASDiv": _asdiv, "Commo
 
 def evaluation_prompts() -> set[str]:
     """Normalized questions of every evaluation set that could overlap: QA accuracy items and benign prompts."""
-    from .bundled import own_set, utility_questions
-
     keys = {normalize(q["question"]) for q in utility_questions()}
     keys |= {normalize(r["prompt"]) for name in ("benign", "benign-scary") for r in own_set(name)}
     return keys
