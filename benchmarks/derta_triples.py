@@ -15,13 +15,14 @@ Writes runs/derta_recipe/data/harvest/triples.jsonl (SafetyTriple rows, `source`
 stats.json (asked / harmful kept / refusal kept per source); `derta_recipe.py` arms with `"more": True` train on
 uncensorbench's train triples plus these.
 
-    python benchmarks/derta_triples.py
+    python benchmarks/derta_triples.py --samples 2 --export benchmarks/results/derta_triples.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 from safekeel.attacks.own_prefix import own_answers, with_own_targets
@@ -80,9 +81,13 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=0, help="sampled answers tried, one after another, for prompts "
                                                            "whose greedy answer was not harmful")
     ap.add_argument("--temperature", type=float, default=0.8)
+    ap.add_argument("--export", help="also write the counts here with date and command (benchmarks/results/...)")
     args = ap.parse_args()
-    print(json.dumps(harvest(Path(args.out), args.base, args.refuser, args.max_new_tokens, args.samples,
-                             args.temperature), indent=1))
+    stats = harvest(Path(args.out), args.base, args.refuser, args.max_new_tokens, args.samples, args.temperature)
+    if args.export:
+        command = "python benchmarks/derta_triples.py" + (f" --samples {args.samples}" if args.samples else "")
+        write_json(Path(args.export), {"measured": time.strftime("%Y-%m-%d"), "command": command, **stats})
+    print(json.dumps(stats, indent=1))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
 - prefixes: benchmarks/results/wide_prefixes.json (`python benchmarks/derta_recipe.py --prefixes`)
 - derta_wide: benchmarks/results/derta_wide.json (`python benchmarks/derta_recipe.py --split wide ... --export`)
 - derta_more: benchmarks/results/derta_more.json (the same, for the arms trained on the harvested triples)
+- derta_triples: benchmarks/results/derta_triples.json (`python benchmarks/derta_triples.py --samples 2 --export ...`)
 - derta_more_val: benchmarks/results/derta_more_val.json (those arms on the val split, `--split val ... --export`)
 - ssah_benign: benchmarks/results/ssah_benign.json (`python benchmarks/ssah_benign.py --export ...`)
 - attacks: benchmarks/results/attacks_table.json (`python benchmarks/attacks_table.py --report --export ...`)
@@ -153,6 +154,22 @@ derta_more_val_block = recipe_table("derta_more_val.json", "--split val --arms .
 derta_more_block = recipe_table("derta_more.json", "--split wide --arms vanilla-r1-lr10-more derta-r1-lr10-mid-z33-more")
 
 
+def derta_triples_block() -> str:
+    r = _load("derta_triples.json")
+    if r is None:
+        return "(not measured yet: `python benchmarks/derta_triples.py --samples 2 --export ...`)"
+    lines = ["| source (train split) | prompts | answers harm-clf calls unsafe (sampled) | triples (refusal kept) |",
+             "|---|---|---|---|"]
+    for name, c in r["by_source"].items():
+        lines.append(f"| {name} | {c['asked']} | {c['harmful']} ({c.get('harmful_sampled', 0)}) | {c['triples']} |")
+    asked, harmful = (sum(c[k] for c in r["by_source"].values()) for k in ("asked", "harmful"))
+    sampled = sum(c.get("harmful_sampled", 0) for c in r["by_source"].values())
+    lines.append(f"| all | {asked} | {harmful} ({sampled}) | {r['triples']} |")
+    return "\n".join(lines) + (f"\n\n(greedy answers, then up to {r['samples']} sampled at T = {r['temperature']} for "
+                               f"prompts still without an unsafe one; {r['max_new_tokens']} new tokens; "
+                               f"`{r['command']}`, {r['measured']})")
+
+
 def ssah_benign_block() -> str:
     r = _load("ssah_benign.json")
     if r is None:
@@ -206,7 +223,7 @@ def demo_block() -> str:
 BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "splits": splits_block,
           "derta_seeds": derta_seeds_block, "derta_val": derta_val_block, "units_overlap": units_overlap_block,
           "judge_choice": choice_block, "prefixes": prefixes_block, "derta_wide": derta_wide_block,
-          "derta_more": derta_more_block, "derta_more_val": derta_more_val_block,
+          "derta_more": derta_more_block, "derta_triples": derta_triples_block, "derta_more_val": derta_more_val_block,
           "attacks": attacks_block, "ssah_benign": ssah_benign_block}
 PATTERN = re.compile(r"(<!-- results:(\w+) -->\n)(.*?)(<!-- /results:\2 -->)", re.S)
 
