@@ -14,6 +14,7 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
 - derta_more: benchmarks/results/derta_more.json (the same, for the arms trained on the harvested triples)
 - derta_triples: benchmarks/results/derta_triples.json (`python benchmarks/derta_triples.py --samples 2 --export ...`)
 - derta_more_heldout: benchmarks/results/derta_more_heldout.json (the -more arms on the test split: benign, QA)
+- derta_steps: benchmarks/results/derta_steps.json (84 triples for the -more arms' 160 steps: steps vs triples)
 - derta_more_val: benchmarks/results/derta_more_val.json (those arms on the val split, `--split val ... --export`)
 - ssah_benign: benchmarks/results/ssah_benign.json (`python benchmarks/ssah_benign.py --export ...`)
 - attacks: benchmarks/results/attacks_table.json (`python benchmarks/attacks_table.py --report --export ...`)
@@ -153,6 +154,7 @@ derta_val_block = recipe_table("derta_val.json", "--split val ...")
 derta_wide_block = recipe_table("derta_wide.json", "--split wide --seeds 0 1 2 ...")
 derta_more_val_block = recipe_table("derta_more_val.json", "--split val --arms ... --archive ...")
 derta_more_heldout_block = recipe_table("derta_more_heldout.json", "--split heldout --qa --arms base ...-more")
+derta_steps_block = recipe_table("derta_steps.json", "--split wide --arms derta-r1-lr10-mid-z33-s160 ...")
 derta_more_block = recipe_table("derta_more.json", "--split wide --arms vanilla-r1-lr10-more derta-r1-lr10-mid-z33-more")
 
 
@@ -226,7 +228,7 @@ BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "split
           "derta_seeds": derta_seeds_block, "derta_val": derta_val_block, "units_overlap": units_overlap_block,
           "judge_choice": choice_block, "prefixes": prefixes_block, "derta_wide": derta_wide_block,
           "derta_more": derta_more_block, "derta_triples": derta_triples_block,
-          "derta_more_heldout": derta_more_heldout_block, "derta_more_val": derta_more_val_block,
+          "derta_more_heldout": derta_more_heldout_block, "derta_steps": derta_steps_block, "derta_more_val": derta_more_val_block,
           "attacks": attacks_block, "ssah_benign": ssah_benign_block}
 PATTERN = re.compile(r"(<!-- results:(\w+) -->\n)(.*?)(<!-- /results:\2 -->)", re.S)
 
