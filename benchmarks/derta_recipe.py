@@ -98,7 +98,7 @@ ARMS = {
     # the steps of the -more arms on today's data: what more triples add beyond more steps
     "derta-r1-lr10-mid-z33-s160": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
                                    "zero": 1 / 3, "steps": 160},
-    # more triples (issue 21): uncensorbench's train triples + the harvested ones; 160 steps of 8 rows (~17 min of
+    # more triples (issue 21): uncensorbench's train triples + the harvested ones; 160 steps of 8 rows (~27 min of
     # one core) with an arm's wide evaluation fits the 45-minute budget. With `derta_triples.py --samples 2` (400
     # triples, 1,600 rows) that is 0.8 of a pass where the reference trains 2: the pass count is what was given up
     **{f"{name}-more": {**ARM, "more": True, "steps": 160} for name, ARM in (
