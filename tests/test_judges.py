@@ -116,17 +116,22 @@ SR_OK = "#overall_reasoning x\n#scores\n1.a r\n1.b 0\n2.a r\n2.b 5\n3.a r\n3.b 4
 
 
 class Server:
-    """A local OpenAI-compatible endpoint that answers from a script of (status, content) and records requests."""
+    """A local OpenAI-compatible endpoint that records requests and answers from a script of (status, content), in
+    order of arrival, or from `script(body)` when the replies must not depend on which of concurrent requests
+    arrives first."""
 
     def __init__(self, script):
-        self.script, self.requests = list(script), []
+        self.script, self.requests = script if callable(script) else list(script), []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.requests.append(body)
-                status, content = outer.script.pop(0) if outer.script else (500, "")
+                if callable(outer.script):
+                    status, content = outer.script(body)
+                else:
+                    status, content = outer.script.pop(0) if outer.script else (500, "")
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
@@ -180,7 +185,8 @@ def test_llm_judge_garbage_and_faults_are_errors_not_safe(no_rubric_file):
 
 
 def test_llm_judge_harmbench_rubric(no_rubric_file):
-    srv = Server([(200, "Yes"), (200, "no.")])
+    # requests go out concurrently: the reply follows the graded answer, not the order of arrival
+    srv = Server(lambda body: (200, "Yes" if "tension wrench" in body["messages"][-1]["content"] else "no."))
     try:
         judge = LLMJudge(endpoint=ChatEndpoint(srv.url, retries=0), rubric="harmbench")
         v = judge.judge([{"behavior": Q, "response": HARM_THEN_SORRY}, {"behavior": Q, "response": "No."}])
