@@ -61,7 +61,8 @@ def behaviors_file(out: Path, n: int) -> Path:
 
 def run(out: Path, args, arm: str, seed: int, group: str, attacks: list[str]) -> Path:
     d = out / group / arm / f"seed-{seed}"
-    if (d / "summary.json").exists():
+    if (d / "summary.json").exists() and set(attacks) <= set(json.loads((d / "summary.json").read_text())["asr"][
+            "keyword"]):
         return d
     model = model_path(Path(args.recipe_out), arm, seed)
     cfg = resolve_config(EvalConfig, overrides=dict(
@@ -167,6 +168,9 @@ def main() -> None:
     ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     ap.add_argument("--static", action="store_true", help="run the static attacks on every seed of every arm")
     ap.add_argument("--search", action="store_true", help="run PAIR and AutoDAN on seed 0 of every arm")
+    ap.add_argument("--static-attacks", nargs="+", default=STATIC, choices=STATIC,
+                    help="a subset of the static attacks (jailbreak templates of ~1,500 tokens cost most of a CPU run);"
+                    " a later run with more attacks resumes the same run directories")
     ap.add_argument("--search-attacks", nargs="+", default=SEARCH, choices=SEARCH)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=8, help="generation batch (prompts are length-sorted, longest "
@@ -184,7 +188,7 @@ def main() -> None:
         for seed in args.seeds:  # every arm's first seed before any arm's second
             for arm in args.arms:
                 if arm != "base" or seed == args.seeds[0]:
-                    run(out, args, arm, 0 if arm == "base" else seed, "static", STATIC)
+                    run(out, args, arm, 0 if arm == "base" else seed, "static", args.static_attacks)
     if args.search:
         for arm in args.arms:
             run(out, args, arm, 0, "search", args.search_attacks)

@@ -110,6 +110,13 @@ ARMS = {
         ("rto-r1-lr10-mid", {**BASE, "recipe": "rto_only", "ratio": 1.0, "lr": 1e-4, "rto": "aligned"}),
         ("constrained-r1-lr10-z33", {**BASE, "recipe": "prefix_only", "ratio": 1.0, "lr": 1e-4, "zero": 1 / 3,
                                      "objective": "constrained"}))},
+    # over-refusal (issue 21: 60-64% on benign-but-scary test prompts at 400 triples, both arms alike): the base
+    # model's own answers to the benign and benign-but-scary train prompts (142 rows, 72 of them scary) each 4 times
+    # in the same 800 helpful rows, gold QA filling the rest (658 -> 232 QA rows); same steps, same safety rows
+    **{f"{name}-more-own4": {**ARM, "more": True, "steps": 160, "own": 4} for name, ARM in (
+        ("vanilla-r1-lr10", {**BASE, "recipe": "vanilla", "ratio": 1.0, "lr": 1e-4}),
+        ("derta-r1-lr10-mid-z33", {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
+                                   "zero": 1 / 3}))},
 }
 
 
@@ -134,9 +141,11 @@ def prepare(out: Path) -> dict:
 
 
 def build(out: Path, data: dict, recipe: str, ratio: float | None, model: str, zero: float = 0.0,
-          opener: float = 0.0, more: bool = False) -> Path:
+          opener: float = 0.0, more: bool = False, own: int = 1) -> Path:
+    """The arm's train.jsonl; `own` repeats the base model's own helpful answers that many times (ids kept apart)
+    before gold QA tops the helpful rows up to `ratio` x the safety rows."""
     key = (f"{recipe}-r{ratio:g}" if ratio is not None else f"{recipe}-old") + (f"-z{round(100 * zero)}" if zero else "")
-    key += (f"-o{round(100 * opener)}" if opener else "") + ("-more" if more else "")
+    key += (f"-o{round(100 * opener)}" if opener else "") + ("-more" if more else "") + (f"-own{own}" if own > 1 else "")
     d = out / "data" / key
     if (d / "train.jsonl").exists():
         return d / "train.jsonl"
@@ -152,6 +161,7 @@ def build(out: Path, data: dict, recipe: str, ratio: float | None, model: str, z
     write_jsonl(triples, [cut(t).to_dict() for t in fit])
     old = ratio is None  # the previous demo's helpful data: 48 distilled benign chats, nothing else
     helpful = [r for r in data["helpful"] if r["id"].startswith("benign")][:48] if old else data["helpful"]
+    helpful = [{**r, "id": f"{r['id']}~{i}" if i else r["id"]} for i in range(own) for r in helpful]
     write_jsonl(d / "helpful.jsonl", helpful)
     return run_build(BuildConfig(triples=str(triples), helpful=str(d / "helpful.jsonl"), recipe=recipe, split="all",
                                  helpful_ratio=0.0 if old else ratio, model=model, seed=0, out=str(d),
@@ -568,7 +578,8 @@ def main() -> None:
             continue  # resumable: a finished (arm, seed) is kept
         t0 = time.time()
         path = args.model if arm["recipe"] is None else train(out, name, arm, build(
-            out, data, arm["recipe"], arm["ratio"], args.model, arm["zero"], arm["opener"], arm.get("more", False)),
+            out, data, arm["recipe"], arm["ratio"], args.model, arm["zero"], arm["opener"], arm.get("more", False),
+            arm.get("own", 1)),
             args, seed)
         t_train = time.time() - t0
         res = evaluate(name, path, args.split, data, args, judge, seed)
