@@ -186,11 +186,18 @@ def ssah_benign_block() -> str:
     return "\n".join(out) + f"\n(`{r['command']}`, {r['measured']}, {r['machine']})"
 
 
-def attacks_block() -> str:
-    r = _load("attacks_table.json")
-    if r is None:
-        return "(not measured yet: `python benchmarks/attacks_table.py --static --search --report`)"
-    return f"{r['table']}\n\n(`{r['command']}`, {r['measured']}, {r['machine']})"
+def attacks_table(name: str, args: str):
+    """A block showing the table an `attacks_table.py --report --export` wrote into results/NAME."""
+    def block() -> str:
+        r = _load(name)
+        if r is None:
+            return f"(not measured yet: `python benchmarks/attacks_table.py {args}`)"
+        return f"{r['table']}\n\n(`{r['command']}`, {r['measured']}, {r['machine']})"
+    return block
+
+
+attacks_block = attacks_table("attacks_table.json", "--static --search --report")
+attacks_more_block = attacks_table("attacks_table_more.json", "--more --static --report")
 
 
 def units_overlap_block() -> str:
@@ -229,7 +236,7 @@ BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "split
           "judge_choice": choice_block, "prefixes": prefixes_block, "derta_wide": derta_wide_block,
           "derta_more": derta_more_block, "derta_triples": derta_triples_block,
           "derta_more_heldout": derta_more_heldout_block, "derta_steps": derta_steps_block, "derta_more_val": derta_more_val_block,
-          "attacks": attacks_block, "ssah_benign": ssah_benign_block}
+          "attacks": attacks_block, "attacks_more": attacks_more_block, "ssah_benign": ssah_benign_block}
 PATTERN = re.compile(r"(<!-- results:(\w+) -->\n)(.*?)(<!-- /results:\2 -->)", re.S)
 
 
