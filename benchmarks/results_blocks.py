@@ -159,6 +159,7 @@ derta_own4_val_block = recipe_table("derta_own4_val.json", "--split val --arms .
 derta_own4_heldout_block = recipe_table("derta_own4_heldout.json", "--split heldout --qa --arms ...-more-own4")
 derta_own4_vs_vanilla_block = recipe_table("derta_own4_vs_vanilla.json", "--split heldout --report --baseline "
                                            "vanilla-r1-lr10-more-own4 ...")
+derta_own4_wide_block = recipe_table("derta_own4_wide.json", "--split wide --arms ...-more-own4")
 derta_ablation_block = recipe_table("derta_ablation.json", "--split wide --arms prefix-r1-lr10-z33-more "
                                     "rto-r1-lr10-mid-more ...")
 derta_more_block = recipe_table("derta_more.json", "--split wide --arms vanilla-r1-lr10-more derta-r1-lr10-mid-z33-more")
@@ -244,6 +245,7 @@ BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "split
           "derta_more_heldout": derta_more_heldout_block, "derta_steps": derta_steps_block, "derta_more_val": derta_more_val_block,
           "derta_own4_val": derta_own4_val_block, "derta_own4_heldout": derta_own4_heldout_block,
           "derta_own4_vs_vanilla": derta_own4_vs_vanilla_block, "derta_ablation": derta_ablation_block,
+          "derta_own4_wide": derta_own4_wide_block,
           "attacks_more": attacks_more_block,
           "attacks": attacks_block, "ssah_benign": ssah_benign_block}
 PATTERN = re.compile(r"(<!-- results:(\w+) -->\n)(.*?)(<!-- /results:\2 -->)", re.S)
