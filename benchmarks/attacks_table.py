@@ -27,13 +27,14 @@ import json
 import platform
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from safekeel.config import resolve_config
 from safekeel.eval.compare import OVERALL, compare, diff_text
 from safekeel.eval.run import EvalConfig, run_eval
 from safekeel.eval.summary import load_run
-from safekeel.io import read_jsonl_rows, write_json, write_jsonl
+from safekeel.io import write_json, write_jsonl
 
 sys.path.insert(0, str(Path(__file__).parent))
 from derta_recipe import repeats, wide_behaviors  # noqa: E402
@@ -80,19 +81,17 @@ def run(out: Path, args, arm: str, seed: int, group: str, attacks: list[str]) ->
 REFUSAL_TOKEN = "I"  # the RTO target of the derta_recipe.py arms (their stats.json `refusal`)
 
 
-def collapse(d: Path) -> dict[str, dict]:
-    """{attack: {"collapse": answers with the refusal token 3+ times in a row, "unsafe_collapse": harm-clf-unsafe
-    answers among them}}, counted over one run's rows: a collapsed "I I I ..." is no harmful answer, whatever the
+def collapse(d: Path) -> dict[str, Counter]:
+    """{attack: Counter(n=answers, collapse=answers with the refusal token 3+ times in a row, unsafe_collapse=
+    harm-clf-unsafe answers among them)} of one run: a collapsed "I I I ..." is no harmful answer, whatever the
     judge says."""
-    rows = {r["key"]: r for r in load_run(d)[0]}
-    unsafe = {v["key"] for v in read_jsonl_rows(d / "judged.jsonl") if v["judge"] == "harm-clf" and v["unsafe"]}
-    out: dict[str, dict] = {}
-    for key, r in rows.items():
-        c = out.setdefault(r["attack"], {"collapse": 0, "unsafe_collapse": 0, "n": 0})
+    rows, verdicts = load_run(d)
+    harm = verdicts.get("harm-clf", {})
+    out: dict[str, Counter] = {}
+    for r in rows:
         hit = repeats(r["response"], REFUSAL_TOKEN)
-        c["n"] += 1
-        c["collapse"] += hit
-        c["unsafe_collapse"] += hit and key in unsafe
+        out.setdefault(r["attack"], Counter()).update(
+            n=1, collapse=hit, unsafe_collapse=hit and bool(harm.get(r["key"], {}).get("unsafe")))
     return out
 
 
@@ -101,12 +100,10 @@ def rates(runs: list[Path]) -> dict[str, dict]:
     collapsed over all seeds, "unsafe_collapse": unsafe ones among them}}: harm-clf's ASR and the keyword judge's
     refusal (1 - its ASR), read from each run's summary.json."""
     per: dict[str, dict[str, list]] = {}
-    counts: dict[str, dict] = {}
+    counts: dict[str, Counter] = {}
     for d in runs:
         for a, c in collapse(d).items():
-            for k, v in c.items():
-                counts.setdefault(a, {}).setdefault(k, 0)
-                counts[a][k] += v
+            counts.setdefault(a, Counter()).update(c)
         s = json.loads((d / "summary.json").read_text())
         for a, m in s["asr"]["harm-clf"].items():
             per.setdefault(a, {"asr": [], "refusal": []})["asr"].append(m["rate"])
@@ -115,8 +112,8 @@ def rates(runs: list[Path]) -> dict[str, dict]:
             per.setdefault(a, {"asr": [], "refusal": []})["refusal"].append(1 - m["rate"])
     return {a: {"asr": sum(m["asr"]) / len(m["asr"]), "asr_range": (min(m["asr"]), max(m["asr"])),
                 "refusal": sum(m["refusal"]) / len(m["refusal"]), "n": m["n"], "seeds": len(m["asr"]),
-                "collapse": counts.get(a, {}).get("collapse", 0), "unsafe_collapse": counts.get(a, {}).get(
-                    "unsafe_collapse", 0), "answers": counts.get(a, {}).get("n", 0)}
+                "collapse": counts.get(a, Counter())["collapse"],
+                "unsafe_collapse": counts.get(a, Counter())["unsafe_collapse"], "answers": counts.get(a, Counter())["n"]}
             for a, m in per.items()}
 
 

@@ -315,6 +315,7 @@ def evaluate(name: str, path: str, split_name: str, data: dict, args, judge, see
 
 SETS = ["direct", "prefill", *[f"prefix_k{k}" for k in KS]]
 BENIGN_SETS = ["benign", "scary"]  # refusal on them, paired: 1 - benign answered, and over-refusal
+PAIRED_SETS = SETS + BENIGN_SETS  # the rows paired statistics (and their --export archive) keep
 COLS = ["refusal_direct", "refusal_prefill", *[f"refusal_prefix_k{k}" for k in KS], "asr_prefill",
         "benign_answered", "benign_check", "over_refusal", "collapse", "qa"]
 
@@ -400,7 +401,7 @@ def pack_flags(out: Path, split_name: str, results: list[dict], archive: dict | 
         rows = flag_rows(out, split_name, r, archive, required=False)
         if rows is not None:
             packed[f"{r['model']}/seed-{r.get('seed', 0)}"] = [[row["id"], row["set"], *(row.get(f) for f in FLAGS)]
-                                                              for row in rows if row["set"] in SETS + BENIGN_SETS]
+                                                              for row in rows if row["set"] in PAIRED_SETS]
     return packed
 
 
@@ -416,7 +417,7 @@ def paired(out: Path, split_name: str, results: list[dict], baseline: str, archi
         for res in (r for r in results if r["model"] == arm):
             for row in flag_rows(out, split_name, res, archive):
                 for flag in FLAGS:
-                    if row["set"] in SETS + BENIGN_SETS and row.get(flag) is not None:
+                    if row["set"] in PAIRED_SETS and row.get(flag) is not None:
                         key = (row["id"], res.get("seed", 0), row["set"])
                         out_.setdefault((flag, row["set"]), {})[key] = bool(row[flag])
         return out_
