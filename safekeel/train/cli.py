@@ -16,6 +16,17 @@ def register(sub) -> None:
     d.set_defaults(func=_train_dpo)
 
 
+def _leave_process_group() -> None:
+    """Under `accelerate launch`, wait for rank 0's summary, then tear the process group down: a rank that exits
+    with the gloo group alive can abort in its threads' destructors ("terminate called without an active
+    exception", exit -6), failing a run that trained and saved."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def _train(args) -> int:
     import json
     import os
@@ -24,6 +35,7 @@ def _train(args) -> int:
 
     cfg = resolve_config(TrainConfig, args)
     out = run_train(cfg)
+    _leave_process_group()
     if int(os.environ.get("RANK", "0")) != 0:  # under `accelerate launch`, rank 0 reports
         return 0
     s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
