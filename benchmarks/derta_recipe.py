@@ -524,7 +524,9 @@ def main() -> None:
     ap.add_argument("--prefixes", action="store_true", help="only build the wide set's real harmful prefixes and "
                                                           "print how many survive (benchmarks/results/)")
     ap.add_argument("--report", action="store_true", help="print the RESULTS.md tables of --split (no training)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (seed and data order) per arm")
+    ap.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (seed and data order) per arm "
+                                                                      "(default 0); --report: only these seeds' rows "
+                                                                      "(default: every finished seed)")
     ap.add_argument("--baseline", default=None, help="--report: also each arm's paired difference from this arm")
     ap.add_argument("--archive", nargs="*", default=[], help="--report: earlier --export files whose rows and "
                                                                "flags stand in for (arm, seed) runs not on disk")
@@ -539,7 +541,8 @@ def main() -> None:
             archive |= old.get("flags", {})
             rows += [r for r in old["results"] if not any(
                 (x["model"], x.get("seed", 0)) == (r["model"], r.get("seed", 0)) for x in rows)]
-        chosen = [r for a in args.arms for r in rows if r["model"] == a]
+        chosen = [r for a in args.arms for r in rows if r["model"] == a and (
+            args.seeds is None or r.get("seed", 0) in args.seeds or not ARMS.get(a, {}).get("recipe"))]
         if not chosen:
             sys.exit(f"{summary}: no finished run of --arms (an earlier session's: --archive its export)")
         text = report([mean_over_seeds([r for r in chosen if r["model"] == a]) for a in dict.fromkeys(
@@ -579,7 +582,8 @@ def main() -> None:
     summary_path = out / f"summary-{args.split}.json"
     results: dict = {}
     # seeds outer, arms inner: every arm's first seed is done before any arm's second
-    for seed, name in [(s, a) for s in args.seeds for a in args.arms if ARMS[a]["recipe"] or s == args.seeds[0]]:
+    seeds = args.seeds or [0]
+    for seed, name in [(s, a) for s in seeds for a in args.arms if ARMS[a]["recipe"] or s == seeds[0]]:
         arm = ARMS[name]
         done = json.loads(summary_path.read_text()) if summary_path.exists() else []
         if any(r["model"] == name and r.get("seed", 0) == seed for r in done):

