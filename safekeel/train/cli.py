@@ -46,10 +46,14 @@ def _train(args) -> int:
 
 def _train_dpo(args) -> int:
     import json
+    import os
 
     from .dpo import run_dpo
 
     out = run_dpo(resolve_config(DPOTrainConfig, args))
+    _leave_process_group()
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
     s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     print(f"DPO: {s['steps']} steps on {s['pairs']} pairs, train loss {s['train_loss']:.4f} -> {out}/model")
     return 0

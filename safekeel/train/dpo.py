@@ -81,7 +81,9 @@ def run_dpo(cfg: DPOTrainConfig) -> Path:
     trainer = DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=peft_config,
                          callbacks=[JsonlLogCallback(out / "train_log.jsonl")])
     result = trainer.train(resume_from_checkpoint=last)
-    trainer.save_model(str(out / "model"))
+    trainer.save_model(str(out / "model"))  # rank 0 only under DDP
+    if not trainer.is_world_process_zero():
+        return out
     tok.save_pretrained(str(out / "model"))
     write_json(out / "summary.json", {"model": cfg.model, "pairs": len(ds), "steps": trainer.state.global_step,
                                       "train_loss": result.training_loss, "lora": cfg.lora,
