@@ -16,7 +16,9 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
 - derta_more_heldout: benchmarks/results/derta_more_heldout.json (the -more arms on the test split: benign, QA)
 - derta_steps: benchmarks/results/derta_steps.json (84 triples for the -more arms' 160 steps: steps vs triples)
 - derta_more_val: benchmarks/results/derta_more_val.json (those arms on the val split, `--split val ... --export`)
-- ssah_benign: benchmarks/results/ssah_benign.json (`python benchmarks/ssah_benign.py --export ...`)
+- ssah_benign: benchmarks/results/ssah_benign.json (`python benchmarks/ssah_benign.py --legacy --out runs/ssah_benign
+  --export ...`: the 88-triple aligned model)
+- ssah_benign_more: benchmarks/results/ssah_benign_more.json (`python benchmarks/ssah_benign.py --export ...`)
 - attacks: benchmarks/results/attacks_table.json (`python benchmarks/attacks_table.py --report --export ...`)
 
     python benchmarks/results_blocks.py          # rewrite every block
@@ -181,16 +183,25 @@ def derta_triples_block() -> str:
                                f"`{r['command']}`, {r['measured']})")
 
 
-def ssah_benign_block() -> str:
-    r = _load("ssah_benign.json")
-    if r is None:
-        return "(not measured yet: `python benchmarks/ssah_benign.py --gate --export ...`)"
-    out = []
-    for aligned, g in r["gate"].items():
-        out += [f"Benign fine-tune, no defense, on the {aligned}-aligned model:", "", g["table"], ""]
-    for aligned, g in r["grid"].items():
-        out += [f"Defenses on the {aligned}-aligned model:", "", g["table"].replace("# ", "### ", 1), ""]
-    return "\n".join(out) + f"\n(`{r['command']}`, {r['measured']}, {r['machine']})"
+def ssah_benign(name: str):
+    """A block showing an `ssah_benign.py --export` file: the gate, the seeds table, every finished seed-0 cell."""
+    def block() -> str:
+        r = _load(name)
+        if r is None:
+            return f"(not measured yet: `python benchmarks/ssah_benign.py --gate --export benchmarks/results/{name}`)"
+        out = []
+        for aligned, g in r["gate"].items():
+            out += [f"Benign fine-tune, no defense, on the {aligned}-aligned model:", "", g["table"], ""]
+        for aligned, g in r["grid"].items():
+            out += [f"Defenses on the {aligned}-aligned model:", "", g["table"].replace("# ", "### ", 1), ""]
+            if g.get("seed0_table") and g["seed0_table"] != g["table"]:
+                out += [g["seed0_table"].replace("# ", "### ", 1), ""]
+        return "\n".join(out) + f"\n(`{r['command']}`, {r['measured']}, {r['machine']})"
+    return block
+
+
+ssah_benign_block = ssah_benign("ssah_benign.json")
+ssah_benign_more_block = ssah_benign("ssah_benign_more.json")
 
 
 def attacks_table(name: str, args: str):
@@ -247,7 +258,7 @@ BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "split
           "derta_own4_vs_vanilla": derta_own4_vs_vanilla_block, "derta_ablation": derta_ablation_block,
           "derta_own4_wide": derta_own4_wide_block,
           "attacks_more": attacks_more_block,
-          "attacks": attacks_block, "ssah_benign": ssah_benign_block}
+          "attacks": attacks_block, "ssah_benign": ssah_benign_block, "ssah_benign_more": ssah_benign_more_block}
 PATTERN = re.compile(r"(<!-- results:(\w+) -->\n)(.*?)(<!-- /results:\2 -->)", re.S)
 
 

@@ -8,10 +8,11 @@ Evaluation: held-out behaviors of five sources (`derta_recipe.wide_behaviors`, w
 `OUT/wide_behaviors.jsonl`; every one in the registry's test split), direct and prefill, judged by harm-clf (ASR) and the keyword judge (refusal); utility on 16 held-out benign
 prompts; the task perplexity of 100 held-out chats of the attack's task (did the fine-tune learn its task?).
 
-Stages (each resumable; `safekeel tamper` reuses what is done under --out):
+Stages (each resumable; `safekeel tamper` reuses what is done under --out; seeds can run in parallel processes):
     python benchmarks/ssah_benign.py --gate           # no defense, lr 2e-5 and 5e-5: does the attack bite?
     python benchmarks/ssah_benign.py --units          # SSAH scores + classes on the aligned model
-    python benchmarks/ssah_benign.py --grid --n-eval 160 --seeds 0 1 2   # every defense at 2e-5, paired
+    python benchmarks/ssah_benign.py --grid --n-eval 160 --seeds 0 1 2 --defenses none ssah random   # paired
+    python benchmarks/ssah_benign.py --grid --n-eval 160 --seeds 0 --defenses ssah_all random_all    # one seed
     python benchmarks/ssah_benign.py --export benchmarks/results/ssah_benign.json
 """
 
@@ -167,13 +168,15 @@ def main() -> None:
                 data["gate"][aligned] = {"table": gate_table(out / f"{aligned}-s0"),
                                          "cells": cell_rows(out / f"{aligned}-s0")}
             seeds = out / f"{aligned}-grid" / "seeds.md"
-            if seeds.exists():
-                data["grid"][aligned] = {"table": seeds.read_text(),
-                                         "cells": json.loads((seeds.parent / "seeds.json").read_text())}
-            elif (out / f"{aligned}-grid" / "seed-0" / "eval" / "reference" / "task_ppl.json").exists():
-                data["grid"][aligned] = {"table": "# Seed 0, the cells finished so far (paired, points [95% CI] p; "
-                                                  "direct + prefill rows)\n\n"
-                                                  + partial_grid(out / f"{aligned}-grid" / "seed-0")}
+            grid: dict = {}
+            if seeds.exists():  # the cells every seed has
+                grid = {"table": seeds.read_text(), "cells": json.loads((seeds.parent / "seeds.json").read_text())}
+            if (out / f"{aligned}-grid" / "seed-0" / "eval" / "reference" / "task_ppl.json").exists():
+                grid["seed0_table"] = ("# Seed 0, every finished cell (paired, points [95% CI] p; direct + prefill "
+                                       "rows)\n\n" + partial_grid(out / f"{aligned}-grid" / "seed-0"))
+                grid.setdefault("table", grid["seed0_table"])
+            if grid:
+                data["grid"][aligned] = grid
         write_json(Path(args.export), data)
         print(json.dumps({k: v["table"] for k, v in data["gate"].items()}, indent=1))
 
