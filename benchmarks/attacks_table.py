@@ -33,7 +33,7 @@ from pathlib import Path
 from safekeel.config import resolve_config
 from safekeel.eval.compare import OVERALL, compare, diff_text
 from safekeel.eval.run import EvalConfig, run_eval
-from safekeel.eval.summary import load_run
+from safekeel.eval.summary import load_run, summarize
 from safekeel.io import write_json, write_jsonl
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -93,6 +93,23 @@ def collapse(d: Path) -> dict[str, Counter]:
         out.setdefault(r["attack"], Counter()).update(
             n=1, collapse=hit, unsafe_collapse=hit and bool(harm.get(r["key"], {}).get("unsafe")))
     return out
+
+
+def rejudge_collapsed(d: Path) -> int:
+    """Append harm-clf verdicts for the answers with a degenerate run (`judges.formats.RUN`), judged before harm-clf
+    dropped such runs; the last verdict per key wins (`load_run`), the old ones stay in judged.jsonl."""
+    from safekeel.io import append_jsonl
+    from safekeel.judges.formats import RUN
+    from safekeel.judges.registry import make_judge
+    from safekeel.judges.runner import load_items
+
+    items = [it for it in load_items(d / "rows.jsonl") if RUN.search(it["response"])]
+    if items:
+        for it, v in zip(items, make_judge("harm-clf").judge(items), strict=True):
+            append_jsonl(d / "judged.jsonl", {"key": it["key"], "judge": "harm-clf", **v,
+                                              "rejudged": "degenerate runs dropped"})
+        summarize(d)  # summary.json from the verdicts that now stand
+    return len(items)
 
 
 def rates(runs: list[Path]) -> dict[str, dict]:
@@ -210,6 +227,8 @@ def main() -> None:
     ap.add_argument("--autodan-generations", type=int, default=3)
     ap.add_argument("--report", action="store_true")
     ap.add_argument("--export", default=None, help="--report: also write the table to this JSON file")
+    ap.add_argument("--rejudge-collapsed", action="store_true", help="re-judge (harm-clf) every finished run's answers "
+                                                                    "with a degenerate run of one word")
     args = ap.parse_args()
     ARMS = RECIPES["more" if args.more else "default"]
     out = Path(args.out or ("runs/attacks_table-more" if args.more else "runs/attacks_table"))
@@ -221,6 +240,9 @@ def main() -> None:
     if args.search:
         for arm in args.arms:
             run(out, args, arm, 0, "search", args.search_attacks)
+    if args.rejudge_collapsed:
+        for d in sorted(p.parent for p in out.glob("*/*/seed-*/rows.jsonl")):
+            print(f"{d}: {rejudge_collapsed(d)} answers re-judged", flush=True)
     if args.report:
         text, data = report(out)
         print(text)
