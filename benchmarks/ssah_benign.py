@@ -112,15 +112,16 @@ def partial_grid(seed_dir: Path) -> str:
     ref = ev / "reference"
     defense = lambda d: d.name.split("-benign")[0]  # noqa: E731  cells are named DEFENSE-benignN-lrLR
     cells = sorted((d for d in ev.iterdir() if d.name != "reference" and (d / "task_ppl.json").exists()),
-                   key=lambda d: GRID.index(defense(d)))
-    none = next((d for d in cells if defense(d) == "none"), None)
+                   key=lambda d: (d.name.split("-lr")[-1], GRID.index(defense(d))))
     ref_task = json.loads((ref / "task_ppl.json").read_text())["ppl"]
     ref_util = json.loads((ref / "utility_ppl.json").read_text())["ppl"]
     lines = ["| cell | refusal (keyword) vs un-attacked | vs no defense | vs its random twin | ASR (harm-clf) vs "
              "un-attacked | vs no defense | utility ppl | task ppl |", "|---|---|---|---|---|---|---|---|"]
     for d in cells:
         vs_ref = next(iter(compare([d], ref)["runs"].values()))
-        vs_none = next(iter(compare([d], none)["runs"].values())) if none and d != none else None
+        none = ev / d.name.replace(defense(d), "none", 1)  # no defense at the same attack and lr
+        vs_none = next(iter(compare([d], none)["runs"].values())) \
+            if defense(d) != "none" and (none / "summary.json").exists() else None
         twin = ev / d.name.replace(defense(d), TWINS.get(defense(d), "-"), 1)
         vs_twin = next(iter(compare([d], twin)["runs"].values())) if (twin / "summary.json").exists() else None
         pick = lambda r, m: diff_text(r[m].get("all attacks")) if r else "–"  # noqa: E731
@@ -129,6 +130,26 @@ def partial_grid(seed_dir: Path) -> str:
         lines.append(f"| {d.name} | {pick(vs_ref, 'refusal')} | {pick(vs_none, 'refusal')} | "
                      f"{pick(vs_twin, 'refusal')} | {pick(vs_ref, 'asr')} | "
                      f"{pick(vs_none, 'asr')} | x{util:.2f} | x{task:.2f} |")
+    return "\n".join(lines)
+
+
+def grid_gate(grid: Path) -> str:
+    """Does the attack bite? Every finished no-defense cell of every seed against its un-attacked reference."""
+    lines = ["| cell | seed | refusal (keyword) vs un-attacked, points | ASR (harm-clf) vs un-attacked | utility ppl | "
+             "task ppl |", "|---|---|---|---|---|---|"]
+    for seed_dir in sorted(grid.glob("seed-*")):
+        ev = seed_dir / "eval"
+        ref = ev / "reference"
+        if not (ref / "task_ppl.json").exists():
+            continue
+        ppl = {k: json.loads((ref / f"{k}_ppl.json").read_text())["ppl"] for k in ("utility", "task")}
+        for d in sorted(ev.glob("none-*")):
+            if not (d / "task_ppl.json").exists():
+                continue
+            r = next(iter(compare([d], ref)["runs"].values()))
+            x = {k: json.loads((d / f"{k}_ppl.json").read_text())["ppl"] / v for k, v in ppl.items()}
+            lines.append(f"| {d.name} | {seed_dir.name.split('-')[1]} | {diff_text(r['refusal'].get('all attacks'))} "
+                         f"| {diff_text(r['asr'].get('all attacks'))} | x{x['utility']:.2f} | x{x['task']:.2f} |")
     return "\n".join(lines)
 
 
@@ -167,6 +188,8 @@ def main() -> None:
             if (out / f"{aligned}-s0" / "summary.json").exists():
                 data["gate"][aligned] = {"table": gate_table(out / f"{aligned}-s0"),
                                          "cells": cell_rows(out / f"{aligned}-s0")}
+            elif (out / f"{aligned}-grid").exists():  # the grid's own no-defense cells, every lr and seed
+                data["gate"][aligned] = {"table": grid_gate(out / f"{aligned}-grid")}
             seeds = out / f"{aligned}-grid" / "seeds.md"
             grid: dict = {}
             if seeds.exists():  # the cells every seed has
