@@ -456,14 +456,19 @@ def paired(out: Path, split_name: str, results: list[dict], baseline: str, archi
 
 def rejudge(out: Path, args) -> None:
     """ASR of the saved answers re-judged by the current harm-clf (a rebuilt judge; generations kept)."""
+    from safekeel.judges.formats import RUN
     from safekeel.judges.harm_clf import HarmClfJudge
 
     judge = HarmClfJudge()
     path = out / f"summary-{args.split}.json"
     results = json.loads(path.read_text())
     for res in results:
+        if not eval_rows_path(out, args.split, res).exists():  # an earlier session's run: its answers are gone
+            continue
         rows = list(read_jsonl_rows(eval_rows_path(out, args.split, res)))
-        harmful = [r for r in rows if r["set"] in SETS]
+        harmful = [r for r in rows if r["set"] in SETS and (not args.rejudge_collapsed or RUN.search(r["response"]))]
+        if not harmful:
+            continue
         for r, v in zip(harmful, judge.judge([{"behavior": r["behavior"], "response": r["response"]}
                                               for r in harmful]), strict=True):
             r["unsafe"] = v.get("unsafe")
@@ -529,6 +534,8 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--rescore", action="store_true", help="recompute the collapse rate from the saved answers")
     ap.add_argument("--rejudge", action="store_true", help="re-judge the saved answers with the current harm-clf")
+    ap.add_argument("--rejudge-collapsed", action="store_true", help="--rejudge only the answers with a degenerate "
+                                                                    "run (one word 8+ times in a row)")
     ap.add_argument("--add-qa", action="store_true", help="QA accuracy for finished --arms rows that lack it")
     ap.add_argument("--prefixes", action="store_true", help="only build the wide set's real harmful prefixes and "
                                                           "print how many survive (benchmarks/results/)")
