@@ -19,6 +19,8 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
 - ssah_benign: benchmarks/results/ssah_benign.json (`python benchmarks/ssah_benign.py --legacy --out runs/ssah_benign
   --export ...`: the 88-triple aligned model)
 - ssah_benign_more: benchmarks/results/ssah_benign_more.json (`python benchmarks/ssah_benign.py --export ...`)
+- ssah_prune: benchmarks/results/ssah_prune.json (`python benchmarks/ssah_prune.py --export ...`)
+- derta_own8_val / derta_own8_heldout: the -more-own8 arms (`derta_recipe.py --split val|heldout ... --export`)
 - attacks: benchmarks/results/attacks_table.json (`python benchmarks/attacks_table.py --report --export ...`)
 
     python benchmarks/results_blocks.py          # rewrite every block
@@ -159,6 +161,8 @@ derta_more_heldout_block = recipe_table("derta_more_heldout.json", "--split held
 derta_steps_block = recipe_table("derta_steps.json", "--split wide --arms derta-r1-lr10-mid-z33-s160 ...")
 derta_own4_val_block = recipe_table("derta_own4_val.json", "--split val --arms ...-more ...-more-own4")
 derta_own4_heldout_block = recipe_table("derta_own4_heldout.json", "--split heldout --qa --arms ...-more-own4")
+derta_own8_val_block = recipe_table("derta_own8_val.json", "--split val --arms ...-more-own4 ...-more-own8")
+derta_own8_heldout_block = recipe_table("derta_own8_heldout.json", "--split heldout --qa --arms ...-more-own8")
 derta_own4_vs_vanilla_block = recipe_table("derta_own4_vs_vanilla.json", "--split heldout --report --baseline "
                                            "vanilla-r1-lr10-more-own4 ...")
 derta_own4_wide_block = recipe_table("derta_own4_wide.json", "--split wide --arms ...-more-own4")
@@ -204,14 +208,18 @@ ssah_benign_block = ssah_benign("ssah_benign.json")
 ssah_benign_more_block = ssah_benign("ssah_benign_more.json")
 
 
-def attacks_table(name: str, args: str):
-    """A block showing the table an `attacks_table.py --report --export` wrote into results/NAME."""
+def exported_table(name: str, command: str):
+    """A block showing the table a script's `--export` wrote into results/NAME."""
     def block() -> str:
         r = _load(name)
         if r is None:
-            return f"(not measured yet: `python benchmarks/attacks_table.py {args}`)"
+            return f"(not measured yet: `{command}`)"
         return f"{r['table']}\n\n(`{r['command']}`, {r['measured']}, {r['machine']})"
     return block
+
+
+def attacks_table(name: str, args: str):
+    return exported_table(name, f"python benchmarks/attacks_table.py {args}")
 
 
 attacks_block = attacks_table("attacks_table.json", "--static --search --report")
@@ -255,6 +263,8 @@ BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "split
           "derta_more": derta_more_block, "derta_triples": derta_triples_block,
           "derta_more_heldout": derta_more_heldout_block, "derta_steps": derta_steps_block, "derta_more_val": derta_more_val_block,
           "derta_own4_val": derta_own4_val_block, "derta_own4_heldout": derta_own4_heldout_block,
+          "derta_own8_val": derta_own8_val_block, "derta_own8_heldout": derta_own8_heldout_block,
+          "ssah_prune": exported_table("ssah_prune.json", "python benchmarks/ssah_prune.py --export ..."),
           "derta_own4_vs_vanilla": derta_own4_vs_vanilla_block, "derta_ablation": derta_ablation_block,
           "derta_own4_wide": derta_own4_wide_block,
           "attacks_more": attacks_more_block,
