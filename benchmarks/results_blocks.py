@@ -197,7 +197,8 @@ def ssah_benign(name: str):
         for aligned, g in r["gate"].items():
             out += [f"Benign fine-tune, no defense, on the {aligned}-aligned model:", "", g["table"], ""]
         for aligned, g in r["grid"].items():
-            out += [f"Defenses on the {aligned}-aligned model:", "", g["table"].replace("# ", "### ", 1), ""]
+            table = g["table"].replace("# ", "### ", 1).replace("\n## ", "\n#### ")  # inside RESULTS' sections
+            out += [f"Defenses on the {aligned}-aligned model:", "", table, ""]
             if g.get("seed0_table") and g["seed0_table"] != g["table"]:
                 out += [g["seed0_table"].replace("# ", "### ", 1), ""]
         return "\n".join(out) + f"\n(`{r['command']}`, {r['measured']}, {r['machine']})"
