@@ -155,8 +155,8 @@ def grid_gate(grid: Path) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="runs/ssah_benign_more")
-    ap.add_argument("--legacy", action="store_true", help="the 88-triple aligned models (out: runs/ssah_benign)")
+    ap.add_argument("--out", default=None, help="default: runs/ssah_benign_more (--legacy: runs/ssah_benign)")
+    ap.add_argument("--legacy", action="store_true", help="the 88-triple aligned models")
     ap.add_argument("--aligned", nargs="+", default=["derta"], choices=list(MODELS))
     ap.add_argument("--behaviors", default=None, help="held-out behaviors (test split only; default: the wide set)")
     ap.add_argument("--n", type=int, default=600, help="benign chats (one epoch at batch 8)")
@@ -171,7 +171,7 @@ def main() -> None:
     ap.add_argument("--defenses", nargs="+", default=GRID, choices=GRID, help="--grid: the defenses to run")
     args = ap.parse_args()
     use_aligned(args.legacy)
-    out = Path(args.out)
+    out = Path(args.out or ("runs/ssah_benign" if args.legacy else "runs/ssah_benign_more"))
     args.behaviors = args.behaviors or behaviors_file(out)
     for aligned in args.aligned:
         if args.gate:
