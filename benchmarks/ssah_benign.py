@@ -161,8 +161,8 @@ def main() -> None:
     ap.add_argument("--behaviors", default=None, help="held-out behaviors (test split only; default: the wide set)")
     ap.add_argument("--n", type=int, default=600, help="benign chats (one epoch at batch 8)")
     ap.add_argument("--n-eval", type=int, default=0, help="first N behaviors (0 = all)")
-    ap.add_argument("--lr", type=float, default=2e-5, help="--grid: the attack lr (the gate's choice: 5e-5 "
-                                                            "breaks the utility bound)")
+    ap.add_argument("--lr", type=float, default=5e-5, help="--grid: the attack lr (the gate's choice: 5e-5 on the "
+                    "400-triple model, where 2e-5 barely bit; 2e-5 with --legacy, where 5e-5 broke the utility bound)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--gate", action="store_true")
     ap.add_argument("--units", action="store_true")
