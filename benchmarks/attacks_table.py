@@ -95,17 +95,16 @@ def collapse(d: Path) -> dict[str, Counter]:
     return out
 
 
-def rejudge_collapsed(d: Path) -> int:
-    """Append harm-clf verdicts for the answers with a degenerate run (`judges.formats.RUN`), judged before harm-clf
-    dropped such runs; the last verdict per key wins (`load_run`), the old ones stay in judged.jsonl."""
+def rejudge_collapsed(d: Path, judge) -> int:
+    """Append `judge`'s (harm-clf's) verdicts for the answers with a degenerate run (`judges.formats.RUN`), judged
+    before harm-clf dropped such runs; the last verdict per key wins (`load_run`), the old ones stay in judged.jsonl."""
     from safekeel.io import append_jsonl
     from safekeel.judges.formats import RUN
-    from safekeel.judges.registry import make_judge
     from safekeel.judges.runner import load_items
 
     items = [it for it in load_items(d / "rows.jsonl") if RUN.search(it["response"])]
     if items:
-        for it, v in zip(items, make_judge("harm-clf").judge(items), strict=True):
+        for it, v in zip(items, judge.judge(items), strict=True):
             append_jsonl(d / "judged.jsonl", {"key": it["key"], "judge": "harm-clf", **v,
                                               "rejudged": "degenerate runs dropped"})
         summarize(d)  # summary.json from the verdicts that now stand
@@ -241,8 +240,11 @@ def main() -> None:
         for arm in args.arms:
             run(out, args, arm, 0, "search", args.search_attacks)
     if args.rejudge_collapsed:
+        from safekeel.judges.registry import make_judge
+
+        judge = make_judge("harm-clf")  # loaded once for every run
         for d in sorted(p.parent for p in out.glob("*/*/seed-*/rows.jsonl")):
-            print(f"{d}: {rejudge_collapsed(d)} answers re-judged", flush=True)
+            print(f"{d}: {rejudge_collapsed(d, judge)} answers re-judged", flush=True)
     if args.report:
         text, data = report(out)
         print(text)

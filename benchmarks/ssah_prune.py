@@ -20,9 +20,16 @@ import time
 from pathlib import Path
 
 from safekeel.eval.compare import compare, diff_text
+from safekeel.eval.metrics import rate
+from safekeel.eval.summary import load_run
 from safekeel.io import write_json
 
 CONDITIONS = ("esu", "ru", "random")  # ru and random: as many units per block as ESU
+
+
+def condition_name(condition: str, seed: int) -> str:
+    """ESU is one set; each twin is a seeded draw."""
+    return condition if condition == "esu" else f"{condition}-seed{seed}"
 
 
 def pruned_model(model: str, unit_map: str, condition: str, seed: int, out: Path) -> str:
@@ -33,7 +40,7 @@ def pruned_model(model: str, unit_map: str, condition: str, seed: int, out: Path
     from safekeel.units.ablate import random_like, sample_within, zero_units
     from safekeel.units.runs import load_for_units
 
-    d = out / f"{condition}-seed{seed}" if condition != "esu" else out / "esu"
+    d = out / condition_name(condition, seed)
     if (d / "safekeel_pruned.json").exists():
         return str(d)
     um = unitmap.load(unit_map)
@@ -64,9 +71,8 @@ def table(out: Path, seeds: list[int]) -> tuple[str, dict]:
     """Each pruned model against the dense one, and ESU against each twin, paired on the same behaviors."""
     ev = out / "eval"
     rows, cells = [], {}
-    pairs = [(f"{c}-seed{s}" if c != "esu" else "esu", "dense") for c in CONDITIONS for s in (seeds if c != "esu"
-                                                                                            else [0])]
-    pairs += [("esu", f"{c}-seed{s}") for c in CONDITIONS[1:] for s in seeds]
+    twins = [condition_name(c, s) for c in CONDITIONS[1:] for s in seeds]
+    pairs = [(arm, "dense") for arm in ["esu", *twins]] + [("esu", twin) for twin in twins]
     for arm, base in pairs:
         res = next(iter(compare([ev / arm], ev / base)["runs"].values()))
         cells[f"{arm} - {base}"] = {m: res[m].get("all attacks") for m in ("refusal", "asr")} | {
@@ -75,7 +81,8 @@ def table(out: Path, seeds: list[int]) -> tuple[str, dict]:
                     f"{diff_text(res['refusal'].get('prefill'))} | {diff_text(res['asr'].get('all attacks'))} |")
     rates = []
     for d in sorted(p for p in ev.iterdir() if (p / "judged.jsonl").exists()):
-        rates.append(f"| {d.name} | " + " | ".join(_rate(d, judge, attack, flag) for judge, attack, flag in (
+        run = load_run(d)
+        rates.append(f"| {d.name} | " + " | ".join(_rate(*run, judge, attack, flag) for judge, attack, flag in (
             ("keyword", "direct", "refusal"), ("keyword", "prefill", "refusal"), ("harm-clf", "direct", "unsafe"),
             ("harm-clf", "prefill", "unsafe"), ("keyword", "benign", "refusal"),
             ("keyword", "benign-scary", "refusal"))) + " |")
@@ -86,12 +93,8 @@ def table(out: Path, seeds: list[int]) -> tuple[str, dict]:
     return text, cells
 
 
-def _rate(run: Path, judge: str, attack: str, flag: str) -> str:
-    """One judge's rate on one attack (or benign set) of a run: percent [Wilson 95% CI] (n)."""
-    from safekeel.eval.metrics import rate
-    from safekeel.eval.summary import load_run
-
-    rows, verdicts = load_run(run)
+def _rate(rows: list[dict], verdicts: dict, judge: str, attack: str, flag: str) -> str:
+    """One judge's rate on one attack (or benign set) of a run (`load_run`): percent [Wilson 95% CI] (n)."""
     vs = verdicts.get(judge, {})
     pick = [r for r in rows if (r.get("set") == attack if attack.startswith("benign") else
                                 r.get("set", "harmful") == "harmful" and r["attack"] == attack)]
@@ -110,11 +113,10 @@ def main() -> None:
     ap.add_argument("--export", default=None)
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
-    from ssah_benign import MODELS, use_aligned
+    from ssah_benign import aligned_paths
 
-    use_aligned(False)
     grid = Path(args.grid_out)
-    model, unit_map = MODELS[args.aligned], str(grid / f"units-{args.aligned}" / "unit_map.safetensors")
+    model, unit_map = aligned_paths(args.aligned)[0], str(grid / f"units-{args.aligned}" / "unit_map.safetensors")
     behaviors = str(grid / "wide_behaviors.jsonl")
     out = Path(args.out) / args.aligned
     evaluate(model, behaviors, out / "eval" / "dense", "dense")
