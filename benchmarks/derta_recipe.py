@@ -414,8 +414,9 @@ def pack_flags(out: Path, split_name: str, results: list[dict], archive: dict | 
     return packed
 
 
-def paired(out: Path, split_name: str, results: list[dict], baseline: str, archive: dict | None = None) -> str:
-    """RESULTS table: each arm's paired difference from `baseline` per attack (refusal, keyword; ASR, harm-clf),
+def paired(out: Path, split_name: str, results: list[dict], pairs: list[tuple[str, str]],
+           archive: dict | None = None) -> str:
+    """RESULTS table: each (arm, baseline) pair's paired difference per attack (refusal, keyword; ASR, harm-clf),
     over the same behaviors, seeds kept paired (a one-seed baseline stands beside every seed)."""
     from safekeel.eval.compare import diff_text, replicate_baseline
     from safekeel.stats import paired_difference
@@ -431,25 +432,25 @@ def paired(out: Path, split_name: str, results: list[dict], baseline: str, archi
                         out_.setdefault((flag, row["set"]), {})[key] = bool(row[flag])
         return out_
 
-    base = flags(baseline)
+    read = {arm: flags(arm) for arm in dict.fromkeys(a for pair in pairs for a in pair)}
 
-    def cell(mine: dict, flag: str, s: str) -> str:
-        b = mine.get((flag, s), {})
-        d = paired_difference(replicate_baseline(base.get((flag, s), {}), {k[1] for k in b}), b)
+    def cell(pair: tuple[str, str], flag: str, s: str) -> str:
+        b = read[pair[0]].get((flag, s), {})
+        d = paired_difference(replicate_baseline(read[pair[1]].get((flag, s), {}), {k[1] for k in b}), b)
         return "-" if d["diff"] is None else diff_text(d, digits=0, p_digits=2)
 
-    arms = {arm: flags(arm) for arm in dict.fromkeys(r["model"] for r in results if r["model"] != baseline)}
-    lines = ["| arm - " + baseline + " | " + " | ".join(s.replace("prefix_", "prefix ") for s in SETS) + " |",
+    one = len({b for _, b in pairs}) == 1  # one baseline: it names the column; several: each row names its own
+    head, name = (f"arm - {pairs[0][1]}", lambda p: p[0]) if one else ("arm - baseline", lambda p: f"{p[0]} - {p[1]}")
+    lines = [f"| {head} | " + " | ".join(s.replace("prefix_", "prefix ") for s in SETS) + " |",
              "|---|" + "---|" * len(SETS)]
-    lines += [f"| {arm} | " + " | ".join(" / ".join(cell(mine, f, s) for f in FLAGS) for s in SETS) + " |"
-              for arm, mine in arms.items()]
+    lines += [f"| {name(p)} | " + " | ".join(" / ".join(cell(p, f, s) for f in FLAGS) for s in SETS) + " |"
+              for p in pairs]
     text = "\n".join(lines) + "\n\n(refusal difference, keyword / ASR difference, harm-clf; points [95% CI resampling " \
         "behaviors], exact McNemar p)"
-    if not any(("refusal", s) in base for s in BENIGN_SETS):
+    if not any(("refusal", s) in read[b] for _, b in pairs for s in BENIGN_SETS):
         return text
-    lines = [f"| arm - {baseline} | benign refused | benign-but-scary refused (over-refusal) |", "|---|---|---|"]
-    lines += [f"| {arm} | " + " | ".join(cell(mine, "refusal", s) for s in BENIGN_SETS) + " |"
-              for arm, mine in arms.items()]
+    lines = [f"| {head} | benign refused | benign-but-scary refused (over-refusal) |", "|---|---|---|"]
+    lines += [f"| {name(p)} | " + " | ".join(cell(p, "refusal", s) for s in BENIGN_SETS) + " |" for p in pairs]
     return text + "\n\n" + "\n".join(lines) + "\n\n(keyword refusal difference on the same prompts, points " \
         "[95% CI resampling prompts], exact McNemar p)"
 
@@ -544,6 +545,9 @@ def main() -> None:
                                                                       "(default 0); --report: only these seeds' rows "
                                                                       "(default: every finished seed)")
     ap.add_argument("--baseline", default=None, help="--report: also each arm's paired difference from this arm")
+    ap.add_argument("--pairs", nargs="*", default=[], metavar="ARM:BASELINE",
+                    help="--report: also these arms' paired differences from their own baselines (e.g. a unit set "
+                         "against its random twin), after --baseline's")
     ap.add_argument("--archive", nargs="*", default=[], help="--report: earlier --export files whose rows and "
                                                                "flags stand in for (arm, seed) runs not on disk")
     ap.add_argument("--export", default=None, help="--report: also write the tables and rows to this JSON file "
@@ -563,8 +567,11 @@ def main() -> None:
             sys.exit(f"{summary}: no finished run of --arms (an earlier session's: --archive its export)")
         text = report([mean_over_seeds([r for r in chosen if r["model"] == a]) for a in dict.fromkeys(
             r["model"] for r in chosen)])
-        if args.baseline:
-            text += "\n\n" + paired(Path(args.out), args.split, chosen, args.baseline, archive)
+        pairs = [(a, args.baseline) for a in dict.fromkeys(r["model"] for r in chosen) if a != args.baseline] \
+            if args.baseline else []
+        pairs += [tuple(p.split(":", 1)) for p in args.pairs]
+        if pairs:
+            text += "\n\n" + paired(Path(args.out), args.split, chosen, pairs, archive)
         print(text)
         if args.export:
             import platform

@@ -2,8 +2,8 @@
 
 base eval -> vanilla and DeRTa training (same data and steps) -> eval -> units scored and classified on the DeRTa
 model (SSAH in its order: the aligned model's units, calibrated on its own refusals) -> fine-tuning attacks on the
-DeRTa model (`safekeel tamper`: harmful examples from train triples; with --full also QA chats no alignment run saw)
-under defenses (none; its ESU + top CU frozen; as many random units frozen; ...), each defense's bounded worst case
+DeRTa model (`safekeel tamper`: benign QA chats no alignment run saw, the fine-tuning SSAH's freezing claim is about;
+with --full also harmful examples from train triples) under defenses (none; its ESU + top CU frozen; as many random units frozen; ...), each defense's bounded worst case
 -> one report with the model table, the tamper tables and their plot.
 
 Training data (the recipe chosen by `benchmarks/derta_recipe.py`, see benchmarks/RESULTS.md): the uncensorbench train
@@ -40,7 +40,8 @@ class DemoConfig:
     lr: float = field(1e-4, help="learning rate of the alignment runs (chosen on validation prompts by "
                                  "benchmarks/derta_recipe.py: 1e-4 beat 2e-4)")
     attack_lrs: list[float] = field([5e-5], help="learning rates of the fine-tuning attacks (--full: 2e-5, 5e-5)")
-    attacks: list[str] = field(["harmful10"], help="fine-tuning attacks (safekeel tamper): harmfulN, benign[N]")
+    attacks: list[str] = field(["benign"], help="fine-tuning attacks (safekeel tamper): benign[N] (QA chats: SSAH's "
+                                                "claim), harmfulN (harmful examples, which SSAH does not claim to stop)")
     defenses: list[str] = field(["none", "ssah", "random"], help="defenses against them (safekeel tamper)")
     rto_keep_fraction: float = field(0.05, help="RTO positions trained per step (the reference full FT: ~5%)")
     helpful_ratio: float = field(1.0, help="helpful rows per safety row (own answers first, then gold-answer QA)")
@@ -203,8 +204,8 @@ def run_demo(cfg: DemoConfig) -> Path:
     stages.run("fine-tuning attacks x defenses (safekeel tamper)", tamper / "summary.json", run_tamper, TamperConfig(
         model=derta, unit_map=str(units / "unit_map.safetensors"), attacks=cfg.attacks, lrs=cfg.attack_lrs,
         defenses=cfg.defenses, steps=cfg.attack_steps, batch_size=max(cfg.batch_size // 2, 1),
-        max_length=cfg.max_length, n_benign_attack=cfg.n_attack, exclude=str(sets["derta"]), seed=cfg.seed,
-        n_eval=cfg.n_eval, n_benign=cfg.n_benign, max_new_tokens=cfg.max_new_tokens, judge=cfg.judge,
+        max_length=cfg.max_length, n_benign_attack=cfg.n_attack, n_task=cfg.n_attack, exclude=str(sets["derta"]),
+        seed=cfg.seed, n_eval=cfg.n_eval, n_benign=cfg.n_benign, max_new_tokens=cfg.max_new_tokens, judge=cfg.judge,
         out=str(tamper)))
     tamper_summary = json.loads((tamper / "summary.json").read_text())
 

@@ -36,7 +36,6 @@ from .tamper_report import markdown, plot, seed_summary
 FREEZING = ("ssah", "random", "ssah_all", "random_all", "top_safety", "lower")  # safekeel.units.defenses
 DEFENSES = ("none", *FREEZING, "constrained", "lora")
 EVAL_ATTACKS = ["direct", "prefill"]
-N_TASK = 100  # held-out chats of the benign attack's task (task perplexity: was the fine-tune's task learnt?)
 N_ALIGN_SKIP = 2000  # QA chats skipped: alignment sets take the first round(ratio x safety rows) of sample_qa
 _ATTACK = re.compile(r"^(benign|harmful)(\d*)$")
 
@@ -53,6 +52,8 @@ class TamperConfig:
     batch_size: int = field(8, help="attack batch size")
     max_length: int = field(512, help="attack sequence length")
     n_benign_attack: int = field(100, help="QA chats of the `benign` attack")
+    n_task: int = field(100, help="held-out chats of the benign attack's task, scored by perplexity before and after "
+                                  "(was the fine-tune's task learnt?)")
     exclude: str | None = field(None, help="training file (e.g. the alignment train.jsonl) whose prompts the benign "
                                            "attack must not use")
     triples: str = field("uncensorbench", help="harmful triples (bundled name or file); its test split is evaluated")
@@ -268,11 +269,11 @@ def attack_sets(cfg: TamperConfig) -> tuple[dict[str, list[dict]], list]:
 
 
 def task_rows(cfg: TamperConfig) -> list[dict]:
-    """N_TASK held-out chats of the benign attacks' task: the ones right after the largest benign attack's chats in
+    """`n_task` held-out chats of the benign attacks' task: the ones right after the largest benign attack's chats in
     the same pool, so no attack trains on them (empty without a benign attack)."""
     n = max([n for kind, n in (parse_attack(a, cfg.n_benign_attack) for a in cfg.attacks) if kind == "benign"],
             default=0)
-    return benign_rows(n + N_TASK, cfg.seed, cfg.exclude)[n:] if n else []
+    return benign_rows(n + cfg.n_task, cfg.seed, cfg.exclude)[n:] if n and cfg.n_task else []
 
 
 def held_out_behaviors(spec: str) -> list:

@@ -22,7 +22,7 @@ def test_demo_pipeline_on_tiny_model(tmp_path, tiny_dir, cli_env):
     cmd = [sys.executable, "-m", "safekeel", "demo", "--model", str(tiny_dir), "--helpful", str(helpful),
            "--out", str(out), "--steps", "2", "--attack-steps", "2", "--n-eval", "3", "--n-benign", "3",
            "--max-new-tokens", "6", "--n-calibration", "6", "--batch-size", "2", "--max-length", "1024",
-           "--prefix-ks", "5", "--first-look", str(behaviors), "--n-first-look", "2",
+           "--prefix-ks", "5", "--n-attack", "6", "--first-look", str(behaviors), "--n-first-look", "2",
            "--judge", "harm"]  # the lexical judge: the learned default loads the real model
     proc = subprocess.run(cmd, capture_output=True, text=True, env=cli_env)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -37,22 +37,29 @@ def test_demo_pipeline_on_tiny_model(tmp_path, tiny_dir, cli_env):
     assert (out / "units" / "unit_map.safetensors").exists()
     # the tamper stage: every default defense attacked, its bounded worst case in the summary and in the report
     tamper = json.loads((out / "tamper" / "summary.json").read_text())
-    assert [c["name"] for c in tamper["cells"]] == ["none-harmful10-lr5e-05", "ssah-harmful10-lr5e-05",
-                                                   "random-harmful10-lr5e-05"]
+    assert [c["name"] for c in tamper["cells"]] == ["none-benign-lr5e-05", "ssah-benign-lr5e-05",
+                                                   "random-benign-lr5e-05"]
+    assert all(c["task_ppl"] > 0 for c in tamper["cells"])  # the attack's own task, before and after
     assert set(summary["tamper"]["worst_case"]) == {"none", "ssah", "random"}
     report = (out / "report" / "report.md").read_text()
     assert "Bounded worst case" in report and "tamper.png" in report and (out / "report" / "tamper.png").exists()
     assert (out / "report" / "report.html").stat().st_size > 1000
-    frozen = json.loads((out / "tamper" / "train" / "ssah-harmful10-lr5e-05" / "summary.json").read_text())
+    frozen = json.loads((out / "tamper" / "train" / "ssah-benign-lr5e-05" / "summary.json").read_text())
     assert 0 < frozen["trainable_fraction"] < 1
     # a second run finds every stage done and only re-prints the tables
     again = subprocess.run(cmd, capture_output=True, text=True, env=cli_env)
     assert again.returncode == 0 and again.stdout.count("reusing") >= 10 and "Bounded worst case" in again.stdout
-    # the attack's harmful examples are train triples, never an evaluated behavior; units are the DeRTa model's
-    attack = {json.loads(x)["messages"][0]["content"]
-              for x in (out / "tamper" / "data" / "attack_harmful10.jsonl").read_text().splitlines()}
+    # the attack's QA chats: none in the alignment data, none among the task chats that measure it, none evaluated;
+    # units are the DeRTa model's
+    def prompts(path):
+        return {json.loads(x)["messages"][0]["content"] for x in path.read_text().splitlines()}
+
+    attack = prompts(out / "tamper" / "data" / "attack_benign.jsonl")
+    task = prompts(out / "tamper" / "data" / "task_heldout.jsonl")
+    aligned = {m["content"] for x in (out / "data" / "derta" / "train.jsonl").read_text().splitlines()
+               for m in (json.loads(x).get("messages") or json.loads(x).get("prompt") or []) if m["role"] == "user"}
     evaluated = {json.loads(x)["prompt"] for x in (out / "tamper" / "data" / "eval_behaviors.jsonl").open()}
-    assert len(attack) == 10 and not attack & evaluated
+    assert len(attack) == len(task) == 6 and not attack & (task | aligned | evaluated)
     from safekeel.models import load_model
     from safekeel.units.unitmap import weights_hash
 

@@ -4,6 +4,7 @@ the verb runs end to end on a tiny model (and refuses a missing or mismatched un
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 from ddp_freeze_script import random_unit_map
@@ -177,11 +178,13 @@ def test_eval_behaviors_must_all_be_held_out(tmp_path):
 
 
 def test_task_chats_are_held_out_from_every_benign_attack():
-    from safekeel.tamper import N_TASK, TamperConfig, attack_sets, task_rows
+    from safekeel.tamper import TamperConfig, attack_sets, task_rows
 
     cfg = TamperConfig(model="m", attacks=["benign5", "benign12", "harmful2"], defenses=["none"])
     rows, _ = attack_sets(cfg)
     task = task_rows(cfg)
     trained = {r["messages"][0]["content"] for a in ("benign5", "benign12") for r in rows[a]}
-    assert len(task) == N_TASK and not {r["messages"][0]["content"] for r in task} & trained
+    assert len(task) == cfg.n_task == 100 and not {r["messages"][0]["content"] for r in task} & trained
+    assert task_rows(replace(cfg, n_task=7)) == task[:7]  # a smaller task set is the same chats' head
+    assert task_rows(replace(cfg, n_task=0)) == []
     assert task_rows(TamperConfig(model="m", attacks=["harmful2"], defenses=["none"])) == []
