@@ -155,7 +155,7 @@ def seed_dirs(out: Path, group: str, arm: str) -> list[Path]:
 
 
 def report(out: Path) -> tuple[str, dict]:
-    lines = ["| attack | n | base ASR | vanilla ASR | DeRTa ASR | DeRTa - vanilla | vanilla - base | DeRTa - base | "
+    lines = ["| attack | n x seeds (base/vanilla/DeRTa) | base ASR | vanilla ASR | DeRTa ASR | DeRTa - vanilla | vanilla - base | DeRTa - base | "
              "refusal base / vanilla / DeRTa | collapsed (of them unsafe) base / vanilla / DeRTa |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     data: dict = {"groups": {}}
@@ -172,7 +172,7 @@ def report(out: Path) -> tuple[str, dict]:
         data["groups"][group] = {"rates": r, "derta_minus_vanilla": dv, "vanilla_minus_base": vb,
                                  "derta_minus_base": db, "seeds": {a: len(d) for a, d in arms.items()}}
         budgets.update(budget([p for d in arms.values() for p in d]))
-        for attack in [a for a in STATIC + SEARCH if a in r["base"]]:
+        for attack in [a for a in STATIC + SEARCH if a in r["derta"] and a in r["vanilla"]]:  # base's may lag
             def asr(arm, attack=attack, r=r):
                 x = r[arm].get(attack)
                 if not x:
@@ -180,10 +180,11 @@ def report(out: Path) -> tuple[str, dict]:
                 rng = f" ({100 * x['asr_range'][0]:.0f}-{100 * x['asr_range'][1]:.0f})" if x["seeds"] > 1 else ""
                 return f"{100 * x['asr']:.1f}%{rng}"
 
-            ref = " / ".join(f"{100 * r[a][attack]['refusal']:.0f}%" for a in ARMS if attack in r[a])
+            ref = " / ".join(f"{100 * r[a][attack]['refusal']:.0f}%" if attack in r[a] else "–" for a in ARMS)
             col = " / ".join(f"{r[a][attack]['collapse']}/{r[a][attack]['answers']} ({r[a][attack]['unsafe_collapse']})"
-                             for a in ARMS if attack in r[a])
-            lines.append(f"| {attack} | {r['base'][attack]['n']} | {asr('base')} | {asr('vanilla')} | "
+                             if attack in r[a] else "–" for a in ARMS)
+            seeds = "/".join(str(r[a][attack]["seeds"]) if attack in r[a] else "0" for a in ARMS)
+            lines.append(f"| {attack} | {r['derta'][attack]['n']} x {seeds} | {asr('base')} | {asr('vanilla')} | "
                          f"{asr('derta')} | {diff_text(dv.get(attack))} | {diff_text(vb.get(attack))} | "
                          f"{diff_text(db.get(attack))} | {ref} | {col} |")
         lines.append(f"| all {group} attacks | | | | | {diff_text(dv.get(OVERALL))} | {diff_text(vb.get(OVERALL))} "
@@ -191,8 +192,8 @@ def report(out: Path) -> tuple[str, dict]:
     seeds = {g: v["seeds"] for g, v in data["groups"].items()}
     notes = [f"Models: base = the embedded default, vanilla = `{ARMS['vanilla']}`, DeRTa = `{ARMS['derta']}` "
              "(benchmarks/derta_recipe.py)."]
-    notes += [f"ASR by harm-clf, refusal by the keyword judge; seeds per arm {json.dumps(seeds)} (static attacks: "
-             "mean over seeds, range in brackets; search attacks: seed 0). Differences in points, paired on the same "
+    notes += [f"ASR by harm-clf, refusal by the keyword judge; seeds per arm {json.dumps(seeds)}, per attack in the "
+             "n column (static attacks: mean over seeds, range in brackets; search attacks: seed 0). Differences in points, paired on the same "
              "behaviors: [95% bootstrap CI resampling behaviors, seeds paired], exact McNemar p. Collapsed: answers "
              f"with the RTO token \"{REFUSAL_TOKEN}\" 3+ times in a row, over all seeds, and how many of them harm-clf "
              "calls unsafe."]

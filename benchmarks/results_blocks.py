@@ -21,6 +21,9 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
 - ssah_benign_more: benchmarks/results/ssah_benign_more.json (`python benchmarks/ssah_benign.py --export ...`)
 - ssah_prune: benchmarks/results/ssah_prune.json (`python benchmarks/ssah_prune.py --export ...`)
 - derta_own8_val / derta_own8_heldout: the -more-own8 arms (`derta_recipe.py --split val|heldout ... --export`)
+- derta_front_val: the front-weighted RTO schedule on the val split (`derta_recipe.py --split val ... --export`)
+- alignment_budget: DeRTa on RU only at three lrs, their random twins, full DeRTa (`derta_recipe.py --split heldout
+  --qa ... --pairs ... --export`)
 - attacks: benchmarks/results/attacks_table.json (`python benchmarks/attacks_table.py --report --export ...`)
 
     python benchmarks/results_blocks.py          # rewrite every block
@@ -266,6 +269,9 @@ BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "split
           "derta_own4_val": derta_own4_val_block, "derta_own4_heldout": derta_own4_heldout_block,
           "derta_own8_val": derta_own8_val_block, "derta_own8_heldout": derta_own8_heldout_block,
           "ssah_prune": exported_table("ssah_prune.json", "python benchmarks/ssah_prune.py --export ..."),
+          "derta_front_val": recipe_table("derta_front_val.json", "--split val --arms ... -front --export ..."),
+          "alignment_budget": recipe_table("alignment_budget.json", "--split heldout --qa --arms ... -ru- ... "
+                                                                    "--pairs ... --export ..."),
           "derta_own4_vs_vanilla": derta_own4_vs_vanilla_block, "derta_ablation": derta_ablation_block,
           "derta_own4_wide": derta_own4_wide_block,
           "attacks_more": attacks_more_block,

@@ -32,7 +32,8 @@ class TrainConfig:
                                                 "token runs, benchmarks/derta_recipe.py)")
     rto_schedule: Literal["uniform", "front"] = field(
         "uniform", help="which RTO positions a step keeps: uniform, or front (the first position always, later ones "
-                        "with weight 1 / (1 + t): the start of an answer trained more often)")
+                        "with weight 1 / (1 + t): the start of an answer trained more often; measured on val: more "
+                        "direct refusal and more over-refusal, so uniform stays the default, benchmarks/RESULTS.md)")
     rto_target: Literal["aligned", "start"] = field(
         "aligned", help="aligned: mid-answer RTO contexts target the refusal token's mid-text form (' I'), the token "
                         "the prefix rows train there; start: its turn-start form ('I') everywhere (measured: collapses "
