@@ -348,6 +348,9 @@ def run_tamper(cfg: TamperConfig) -> Path:
         ppl = json.loads((d / "utility_ppl.json").read_text())["ppl"]
         task_ppl = None
         if task:
+            done = d / "task_ppl.json"
+            if done.exists() and json.loads(done.read_text()).get("n") != len(task):
+                done.unlink()  # measured on another number of task chats (--n-task changed): measure again
             stages.run(f"task perplexity {label}", d / "task_ppl.json", write_task_ppl, d / "task_ppl.json", task_file,
                        model, adapter)
             task_ppl = json.loads((d / "task_ppl.json").read_text())["ppl"]
