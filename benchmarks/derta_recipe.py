@@ -10,7 +10,9 @@ order; one folder per seed) and `--report --baseline ARM` adds each arm's paired
 resampled, seeds paired, exact McNemar); with several seeds a rate's brackets are the range over seeds. `--export`
 archives each (arm, seed)'s per-behavior flags (no answer text) and `--report --archive FILE` pairs new arms with
 an earlier session's, whose models and answers are gone.
-`--split val` evaluates on the registry's val split (the only numbers used to choose a recipe); `--split heldout`
+`--split val` evaluates on the registry's val split (the only numbers used to choose a recipe; `val-wide` adds the
+val behaviors of HarmBench, StrongREJECT, AdvBench and Do-Not-Answer, direct and under prefill: 274 behaviors where
+uncensorbench alone has 18); `--split heldout`
 on its test split and, with `--qa`, QA accuracy on 200 utility-qa items; `--split wide` on 240 test-split behaviors
 of uncensorbench, HarmBench, StrongREJECT, AdvBench and Do-Not-Answer (direct, prefill, and the k-token prefixes
 where a real harmful answer exists: uncensorbench's own, or the base model's own answer when harm-clf calls it
@@ -85,6 +87,14 @@ ARMS = {
                                    "zero": 1 / 3, "opener": 0.25},
     "derta-r1-lr10-mid-z33-front": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
                                     "zero": 1 / 3, "schedule": "front"},
+    # the quick demo's budget (30 steps, `--steps 30`): a larger k = 0 share, the alternative to the front schedule
+    "derta-r1-lr10-mid-z50": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned", "zero": 0.5},
+    # ... and twice the lr, for vanilla and DeRTa alike (30 steps are 5/8 of the steps 1e-4 was chosen at)
+    "derta-r1-lr20-mid-z33": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 2e-4, "rto": "aligned", "zero": 1 / 3},
+    "derta-r1-lr20-mid-z33-front": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 2e-4, "rto": "aligned",
+                                    "zero": 1 / 3, "schedule": "front"},
+    "derta-r1-lr20-mid-z33-front-open": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 2e-4, "rto": "aligned",
+                                         "zero": 1 / 3, "schedule": "front", "opener": 0.25},
     "derta-r1-lr10-mid-k25": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned", "keep": 0.25},
     "derta-r1-lr10-mid-s96": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned", "steps": 96},
     # SSAH's alignment budget: DeRTa updating only the redundant units (RU) of the weights it starts from
@@ -256,7 +266,7 @@ def cases(split_name: str, data: dict, tok) -> list[dict]:
                 out += [{**base, "set": f"prefix_k{k}", "prefill": first_k(wide["targets"][b.id], k, tok)}
                         for k in KS]
         return out
-    if split_name == "val":
+    if split_name in ("val", "val-wide"):
         triples, prompts = data["val"], data["val_prompts"]
         benign = [p for p in prompts if p["id"].startswith("benign")]
         scary = [p for p in prompts if not p["id"].startswith("benign")]
@@ -272,6 +282,13 @@ def cases(split_name: str, data: dict, tok) -> list[dict]:
     out += [{"id": p["id"], "behavior": p["prompt"], "set": "benign", "prefill": "", "check": p.get("check")}
             for p in benign]
     out += [{"id": p["id"], "behavior": p["prompt"], "set": "scary", "prefill": ""} for p in scary]
+    if split_name == "val-wide":  # + every val behavior of the other wide sources, asked directly and under prefill
+        from safekeel.data.bundled import load_behavior_set
+
+        for source in WIDE_SOURCES[1:]:
+            for b in select(load_behavior_set(source), "val"):
+                base = {"id": b.id, "behavior": b.prompt, "source": b.source}
+                out += [{**base, "set": "direct", "prefill": ""}, {**base, "set": "prefill", "prefill": PREFILL}]
     return out
 
 
@@ -527,7 +544,7 @@ def main() -> None:
     ap.add_argument("--out", default="runs/derta_recipe")
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--arms", nargs="+", default=["base", "derta-r1", "derta-r3"], choices=list(ARMS))
-    ap.add_argument("--split", choices=["val", "heldout", "wide"], default="val",
+    ap.add_argument("--split", choices=["val", "val-wide", "heldout", "wide"], default="val",
                     help="wide: the test split of five harmful sources (WIDE_N behaviors), real prefixes where found")
     ap.add_argument("--qa", action="store_true", help="also QA accuracy on 200 utility-qa items")
     ap.add_argument("--steps", type=int, default=48)

@@ -22,6 +22,8 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
 - ssah_prune: benchmarks/results/ssah_prune.json (`python benchmarks/ssah_prune.py --export ...`)
 - derta_own8_val / derta_own8_heldout: the -more-own8 arms (`derta_recipe.py --split val|heldout ... --export`)
 - derta_front_val: the front-weighted RTO schedule on the val split (`derta_recipe.py --split val ... --export`)
+- demo_recipe_val: the quick demo's lr and RTO schedule at its 30 steps on the val-wide split (`derta_recipe.py
+  --steps 30 --split val-wide ... --export`)
 - alignment_budget: DeRTa on RU only at three lrs, their random twins, full DeRTa (`derta_recipe.py --split heldout
   --qa ... --pairs ... --export`)
 - attacks: benchmarks/results/attacks_table.json (`python benchmarks/attacks_table.py --report --export ...`)
@@ -270,6 +272,7 @@ BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "split
           "derta_own8_val": derta_own8_val_block, "derta_own8_heldout": derta_own8_heldout_block,
           "ssah_prune": exported_table("ssah_prune.json", "python benchmarks/ssah_prune.py --export ..."),
           "derta_front_val": recipe_table("derta_front_val.json", "--split val --arms ... -front --export ..."),
+          "demo_recipe_val": recipe_table("demo_recipe_val.json", "--steps 30 --split val-wide --arms ... --export ..."),
           "alignment_budget": recipe_table("alignment_budget.json", "--split heldout --qa --arms ... -ru- ... "
                                                                     "--pairs ... --export ..."),
           "derta_own4_vs_vanilla": derta_own4_vs_vanilla_block, "derta_ablation": derta_ablation_block,

@@ -20,6 +20,7 @@ import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 from .config import add_config_args, field, resolve_config, save_config
 from .io import read_jsonl_rows, write_json, write_jsonl
@@ -37,13 +38,21 @@ class DemoConfig:
     steps: int = field(30, help="optimizer steps per alignment training run (vanilla, DeRTa)")
     attack_steps: int = field(10, help="optimizer steps of each fine-tuning attack")
     batch_size: int = field(8, help="training batch size (the fine-tuning attack uses half)")
-    lr: float = field(1e-4, help="learning rate of the alignment runs (chosen on validation prompts by "
-                                 "benchmarks/derta_recipe.py: 1e-4 beat 2e-4)")
+    lr: float | None = field(None, help="learning rate of the alignment runs, vanilla and DeRTa alike; default 2e-4 "
+                                        "(chosen at the quick demo's 30 steps on validation prompts, "
+                                        "benchmarks/derta_recipe.py --steps 30), 1e-4 with --full (chosen at 48)")
     attack_lrs: list[float] = field([5e-5], help="learning rates of the fine-tuning attacks (--full: 2e-5, 5e-5)")
     attacks: list[str] = field(["benign"], help="fine-tuning attacks (safekeel tamper): benign[N] (QA chats: SSAH's "
                                                 "claim), harmfulN (harmful examples, which SSAH does not claim to stop)")
     defenses: list[str] = field(["none", "ssah", "random"], help="defenses against them (safekeel tamper)")
     rto_keep_fraction: float = field(0.05, help="RTO positions trained per step (the reference full FT: ~5%)")
+    rto_schedule: Literal["uniform", "front"] | None = field(
+        None, help="RTO positions kept: front (the turn start always, later ones less often) or uniform (safekeel "
+                   "train's default); default front, uniform with --full. At 30 steps front is what brings DeRTa's "
+                   "direct refusal to vanilla's (chosen on validation prompts; it costs over-refusal, as vanilla's "
+                   "refusal rows do); at 48 steps validation kept uniform")
+    opener_fraction: float = field(0.0, help="share of DeRTa's prefix / RTO rows opening with a compliant opener, "
+                                             "with as many helpful rows opening the same way (data build)")
     helpful_ratio: float = field(1.0, help="helpful rows per safety row (own answers first, then gold-answer QA)")
     max_length: int = field(256, help="training sequence length")
     max_harmful_words: int = field(48, help="cut harmful responses to this many words for training (0 = keep)")
@@ -64,6 +73,10 @@ class DemoConfig:
     judge: str = field(MAIN_JUDGE, help="safety judge behind the ASR columns (harm-clf, harm, llm, llamaguard)")
 
     def validate(self) -> None:
+        if self.lr is None:
+            self.lr = 1e-4 if self.full else 2e-4
+        if self.rto_schedule is None:
+            self.rto_schedule = "uniform" if self.full else "front"
         if self.full:
             self.quick = False
             self.steps, self.attack_steps = max(self.steps, 60), max(self.attack_steps, 40)
@@ -155,6 +168,7 @@ def run_demo(cfg: DemoConfig) -> Path:
         sets[recipe] = d / "train.jsonl"
         stages.run(f"build the {recipe} training set", sets[recipe], run_build, BuildConfig(
             triples=str(triples), helpful=str(helpful_n), helpful_ratio=cfg.helpful_ratio, recipe=recipe,
+            opener_fraction=cfg.opener_fraction if recipe == "derta" else 0.0,
             split="all", model=model, seed=cfg.seed, out=str(d)))
 
     evals: dict[str, Path] = {}
@@ -189,7 +203,8 @@ def run_demo(cfg: DemoConfig) -> Path:
         return str(d / "model")
 
     vanilla = train("vanilla", data=str(sets["vanilla"]))
-    derta = train("derta", data=str(sets["derta"]), rto_keep_fraction=cfg.rto_keep_fraction)
+    derta = train("derta", data=str(sets["derta"]), rto_keep_fraction=cfg.rto_keep_fraction,
+                  rto_schedule=cfg.rto_schedule)
     evaluate("vanilla", vanilla)
     evaluate("derta", derta)
 

@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import yaml
+
 HELPFUL = [("What is the capital of France?", "The capital of France is Paris."),
            ("Give me a tip for baking bread.", "Use fresh yeast and knead the dough well."),
            ("Write a short poem about the sea.", "The waves roll in and out under the silver moon."),
@@ -69,3 +71,7 @@ def test_demo_pipeline_on_tiny_model(tmp_path, tiny_dir, cli_env):
     assert derta["trainable_fraction"] == 1.0  # DeRTa itself trains unfrozen
     kinds = json.loads((out / "data" / "derta" / "stats.json").read_text())["counts"]
     assert kinds["helpful"] == round(1.0 * (kinds["prefix"] + kinds["rto"]))
+    # the quick demo's recipe: vanilla and DeRTa at the same lr, DeRTa's RTO front-weighted (chosen at 30 steps)
+    trained = {a: yaml.safe_load((out / "train" / a / "config.yaml").read_text()) for a in ("vanilla", "derta")}
+    assert trained["vanilla"]["lr"] == trained["derta"]["lr"] == 2e-4
+    assert trained["derta"]["rto_schedule"] == "front"
