@@ -254,17 +254,21 @@ def wide_set(out: Path, args) -> dict:
     return {"behaviors": behaviors, "targets": targets, "prefix_counts": counts}
 
 
+def asked(b) -> list[dict]:
+    """A behavior's direct and prefill rows."""
+    base = {"id": b.id, "behavior": b.prompt, "source": b.source}
+    return [{**base, "set": "direct", "prefill": ""}, {**base, "set": "prefill", "prefill": PREFILL}]
+
+
 def cases(split_name: str, data: dict, tok) -> list[dict]:
     if split_name == "wide":
         wide = data["wide"]
         out = []
         for b in wide["behaviors"]:
-            base = {"id": b.id, "behavior": b.prompt, "source": b.source}
-            out.append({**base, "set": "direct", "prefill": ""})
-            out.append({**base, "set": "prefill", "prefill": PREFILL})
+            out += asked(b)
             if b.id in wide["targets"]:
-                out += [{**base, "set": f"prefix_k{k}", "prefill": first_k(wide["targets"][b.id], k, tok)}
-                        for k in KS]
+                out += [{"id": b.id, "behavior": b.prompt, "source": b.source, "set": f"prefix_k{k}",
+                         "prefill": first_k(wide["targets"][b.id], k, tok)} for k in KS]
         return out
     if split_name in ("val", "val-wide"):
         triples, prompts = data["val"], data["val_prompts"]
@@ -285,10 +289,7 @@ def cases(split_name: str, data: dict, tok) -> list[dict]:
     if split_name == "val-wide":  # + every val behavior of the other wide sources, asked directly and under prefill
         from safekeel.data.bundled import load_behavior_set
 
-        for source in WIDE_SOURCES[1:]:
-            for b in select(load_behavior_set(source), "val"):
-                base = {"id": b.id, "behavior": b.prompt, "source": b.source}
-                out += [{**base, "set": "direct", "prefill": ""}, {**base, "set": "prefill", "prefill": PREFILL}]
+        out += [row for source in WIDE_SOURCES[1:] for b in select(load_behavior_set(source), "val") for row in asked(b)]
     return out
 
 

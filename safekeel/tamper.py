@@ -351,9 +351,8 @@ def run_tamper(cfg: TamperConfig) -> Path:
             done = d / "task_ppl.json"
             if done.exists() and json.loads(done.read_text()).get("n") != len(task):
                 done.unlink()  # measured on another number of task chats (--n-task changed): measure again
-            stages.run(f"task perplexity {label}", d / "task_ppl.json", write_task_ppl, d / "task_ppl.json", task_file,
-                       model, adapter)
-            task_ppl = json.loads((d / "task_ppl.json").read_text())["ppl"]
+            stages.run(f"task perplexity {label}", done, write_task_ppl, done, task_file, model, adapter)
+            task_ppl = json.loads(done.read_text())["ppl"]
         return {**cell_metrics(json.loads((d / "summary.json").read_text()), cfg.judge), "utility_ppl": ppl,
                 "task_ppl": task_ppl, "eval_dir": str(d)}
 
