@@ -13,6 +13,7 @@ Stages (each resumable; `safekeel tamper` reuses what is done under --out; seeds
     python benchmarks/ssah_benign.py --units          # SSAH scores + classes on the aligned model
     python benchmarks/ssah_benign.py --grid --n-eval 160 --seeds 0 1 2 --defenses none ssah random   # paired
     python benchmarks/ssah_benign.py --grid --n-eval 160 --seeds 0 --defenses ssah_all random_all    # one seed
+    python benchmarks/ssah_benign.py --grid --n-eval 160 --seeds 0 --defenses none constrained top_safety lora
     python benchmarks/ssah_benign.py --export benchmarks/results/ssah_benign.json
 """
 
@@ -52,7 +53,8 @@ def behaviors_file(out: Path) -> str:
     if not path.exists():
         write_jsonl(path, [asdict(b) for b in wide_behaviors()])
     return str(path)
-GRID = ["none", "lower", "ssah", "random", "constrained", "ssah_all", "random_all"]  # controls early: they read the rest
+GRID = ["none", "lower", "ssah", "random", "constrained", "ssah_all", "random_all", "top_safety", "lora"]
+TWIN_OF = {**TWINS, "top_safety": "random"}  # top_safety freezes as many units per block as ssah: the same twin
 
 
 def tamper(args, aligned: str, out: Path, **kw) -> Path:
@@ -121,7 +123,7 @@ def partial_grid(seed_dir: Path) -> str:
         none = ev / d.name.replace(defense(d), "none", 1)  # no defense at the same attack and lr
         vs_none = next(iter(compare([d], none)["runs"].values())) \
             if defense(d) != "none" and (none / "summary.json").exists() else None
-        twin = ev / d.name.replace(defense(d), TWINS.get(defense(d), "-"), 1)
+        twin = ev / d.name.replace(defense(d), TWIN_OF.get(defense(d), "-"), 1)
         vs_twin = next(iter(compare([d], twin)["runs"].values())) if (twin / "summary.json").exists() else None
         pick = lambda r, m: diff_text(r[m].get("all attacks")) if r else "–"  # noqa: E731
         task = json.loads((d / "task_ppl.json").read_text())["ppl"] / ref_task

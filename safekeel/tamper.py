@@ -221,15 +221,22 @@ def write_task_ppl(path: Path, task_chats: Path, model: str, adapter: str | None
     from .io import read_jsonl_rows
 
     pairs = [(r["messages"][0]["content"], r["messages"][1]["content"]) for r in read_jsonl_rows(task_chats)]
-    return _write_ppl(path, pairs, model, adapter)
+    return _write_ppl(path, pairs, model, adapter, chats_sha256=chats_sha256(task_chats))
 
 
-def _write_ppl(path: Path, pairs: list[tuple[str, str]], model: str, adapter: str | None) -> dict:
+def chats_sha256(path: Path) -> str:
+    """What a cached task perplexity was measured on: the chats file's bytes, not only their number."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _write_ppl(path: Path, pairs: list[tuple[str, str]], model: str, adapter: str | None, **extra) -> dict:
     from .models import load_model
     from .units.evaluate import response_perplexity
 
     m, tok = load_model(model, adapter=adapter, dtype="float32")
-    res = {"ppl": round(response_perplexity(m, tok, pairs), 4), "n": len(pairs)}
+    res = {"ppl": round(response_perplexity(m, tok, pairs), 4), "n": len(pairs), **extra}
     write_json(path, res)
     return res
 
@@ -349,8 +356,8 @@ def run_tamper(cfg: TamperConfig) -> Path:
         task_ppl = None
         if task:
             done = d / "task_ppl.json"
-            if done.exists() and json.loads(done.read_text()).get("n") != len(task):
-                done.unlink()  # measured on another number of task chats (--n-task changed): measure again
+            if done.exists() and json.loads(done.read_text()).get("chats_sha256") != chats_sha256(task_file):
+                done.unlink()  # measured on other task chats (--n-task, the attack's size or seed changed): again
             stages.run(f"task perplexity {label}", done, write_task_ppl, done, task_file, model, adapter)
             task_ppl = json.loads(done.read_text())["ppl"]
         return {**cell_metrics(json.loads((d / "summary.json").read_text()), cfg.judge), "utility_ppl": ppl,

@@ -190,13 +190,22 @@ def test_task_chats_are_held_out_from_every_benign_attack():
     assert task_rows(TamperConfig(model="m", attacks=["harmful2"], defenses=["none"])) == []
 
 
-def test_task_perplexity_is_measured_again_when_n_task_changes(tmp_path, tiny_dir, cli_env):
+def test_task_perplexity_is_measured_again_when_the_task_chats_change(tmp_path, tiny_dir, cli_env):
+    from safekeel.tamper import chats_sha256
+
     out = tmp_path / "tamper"
-    cmd = [sys.executable, "-m", "safekeel", "tamper", "--model", str(tiny_dir), "--attacks", "benign3", "--lrs",
-           "1e-3", "--defenses", "none", "--steps", "1", "--batch-size", "2", "--max-length", "256", "--n-eval", "2",
-           "--n-benign", "2", "--max-new-tokens", "4", "--judge", "harm", "--out", str(out)]
-    for n in (2, 3):
-        proc = subprocess.run([*cmd, "--n-task", str(n)], capture_output=True, text=True, env=cli_env)
+    cmd = [sys.executable, "-m", "safekeel", "tamper", "--model", str(tiny_dir), "--lrs", "1e-3", "--defenses",
+           "none", "--steps", "1", "--batch-size", "2", "--max-length", "256", "--n-eval", "2", "--n-benign", "2",
+           "--max-new-tokens", "4", "--judge", "harm", "--out", str(out)]
+    seen = set()
+    # more task chats; then as many, but after a larger attack's chats (other chats): each is measured again
+    for attack, n in (("benign3", 2), ("benign3", 3), ("benign4", 3)):
+        proc = subprocess.run([*cmd, "--attacks", attack, "--n-task", str(n)], capture_output=True, text=True,
+                              env=cli_env)
         assert proc.returncode == 0, proc.stderr[-3000:]
-        for label in ("reference", "none-benign3-lr0.001"):
-            assert json.loads((out / "eval" / label / "task_ppl.json").read_text())["n"] == n
+        sha = chats_sha256(out / "data" / "task_heldout.jsonl")
+        for label in ("reference", f"none-{attack}-lr0.001"):
+            measured = json.loads((out / "eval" / label / "task_ppl.json").read_text())
+            assert measured["n"] == n and measured["chats_sha256"] == sha
+        seen.add(sha)
+    assert len(seen) == 3
