@@ -19,6 +19,10 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
 - ssah_benign: benchmarks/results/ssah_benign.json (`python benchmarks/ssah_benign.py --legacy --out runs/ssah_benign
   --export ...`: the 88-triple aligned model)
 - ssah_benign_more: benchmarks/results/ssah_benign_more.json (`python benchmarks/ssah_benign.py --export ...`)
+- ssah_benign_controls: benchmarks/results/ssah_benign_controls.json (the same script on the retrained 400-triple
+  DeRTa model: the positive control, LoRA, top-safety units)
+- ssah_benign_vanilla: benchmarks/results/ssah_benign_vanilla.json (`--legacy --aligned vanilla`: the 88-triple
+  vanilla-aligned model's grid, beside the 88-triple DeRTa model's in ssah_benign)
 - ssah_prune: benchmarks/results/ssah_prune.json (`python benchmarks/ssah_prune.py --export ...`)
 - derta_own8_val / derta_own8_heldout: the -more-own8 arms (`derta_recipe.py --split val|heldout ... --export`)
 - derta_front_val: the front-weighted RTO schedule on the val split (`derta_recipe.py --split val ... --export`)
@@ -213,6 +217,8 @@ def ssah_benign(name: str):
 
 ssah_benign_block = ssah_benign("ssah_benign.json")
 ssah_benign_more_block = ssah_benign("ssah_benign_more.json")
+ssah_benign_controls_block = ssah_benign("ssah_benign_controls.json")
+ssah_benign_vanilla_block = ssah_benign("ssah_benign_vanilla.json")
 
 
 def exported_table(name: str, command: str):
@@ -281,7 +287,8 @@ BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "split
           "derta_own4_vs_vanilla": derta_own4_vs_vanilla_block, "derta_ablation": derta_ablation_block,
           "derta_own4_wide": derta_own4_wide_block,
           "attacks_more": attacks_more_block,
-          "attacks": attacks_block, "ssah_benign": ssah_benign_block, "ssah_benign_more": ssah_benign_more_block}
+          "attacks": attacks_block, "ssah_benign": ssah_benign_block, "ssah_benign_more": ssah_benign_more_block,
+          "ssah_benign_controls": ssah_benign_controls_block, "ssah_benign_vanilla": ssah_benign_vanilla_block}
 PATTERN = re.compile(r"(<!-- results:(\w+) -->\n)(.*?)(<!-- /results:\2 -->)", re.S)
 
 

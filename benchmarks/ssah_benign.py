@@ -171,7 +171,8 @@ def main() -> None:
     ap.add_argument("--export", default=None)
     ap.add_argument("--defenses", nargs="+", default=GRID, choices=GRID, help="--grid: the defenses to run")
     args = ap.parse_args()
-    out = Path(args.out or ("runs/ssah_benign" if args.legacy else "runs/ssah_benign_more"))
+    args.out = args.out or ("runs/ssah_benign" if args.legacy else "runs/ssah_benign_more")  # units() reads it
+    out = Path(args.out)
     args.behaviors = args.behaviors or behaviors_file(out)
     for aligned in args.aligned:
         if args.gate:
