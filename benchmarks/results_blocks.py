@@ -31,6 +31,7 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
 - alignment_budget: DeRTa on RU only at three lrs, their random twins, full DeRTa (`derta_recipe.py --split heldout
   --qa ... --pairs ... --export`)
 - alignment_budget_seeds: RU-only at 1e-3 and its random twin over three seeds (the same, `--seeds 0 1 2`)
+- alignment_budget_full: those two against full DeRTa over the same three seeds (the same, `--pairs ...:derta-...`)
 - attacks: benchmarks/results/attacks_table.json (`python benchmarks/attacks_table.py --report --export ...`)
 
     python benchmarks/results_blocks.py          # rewrite every block
@@ -282,6 +283,8 @@ BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "split
           "demo_recipe_val": recipe_table("demo_recipe_val.json", "--steps 30 --split val-wide --arms ... --export ..."),
           "alignment_budget_seeds": recipe_table("alignment_budget_seeds.json", "--split heldout --arms ... -lr100 "
                                                                                 "--seeds 0 1 2 --pairs ... --export ..."),
+          "alignment_budget_full": recipe_table("alignment_budget_full.json", "--split heldout --arms derta-r1-lr10-"
+                                                                              "mid-z33 ... -lr100 --seeds 0 1 2 --export ..."),
           "alignment_budget": recipe_table("alignment_budget.json", "--split heldout --qa --arms ... -ru- ... "
                                                                     "--pairs ... --export ..."),
           "derta_own4_vs_vanilla": derta_own4_vs_vanilla_block, "derta_ablation": derta_ablation_block,
