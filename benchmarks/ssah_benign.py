@@ -53,7 +53,7 @@ def behaviors_file(out: Path) -> str:
     if not path.exists():
         write_jsonl(path, [asdict(b) for b in wide_behaviors()])
     return str(path)
-GRID = ["none", "lower", "ssah", "random", "constrained", "ssah_all", "random_all", "top_safety", "lora"]
+GRID = ["none", "lower", "ssah", "random", "constrained", "ssah_all", "random_all", "top_safety", "lora", "mix"]
 TWIN_OF = {**TWINS, "top_safety": "random"}  # top_safety freezes as many units per block as ssah: the same twin
 
 

@@ -16,7 +16,8 @@ cell is evaluated on what an attack trained on and all cells share one evaluatio
 reserves the first max(N) test triples for the attacks instead (harmfulN takes the first N) and evaluates the rest.
 Defenses (safekeel.train.run.TrainConfig): none; ssah / random / ssah_all / random_all / top_safety / lower =
 `freeze_units` with the map from `safekeel.units.defenses` (lower: a would-be positive control); constrained =
-`objective="constrained"`; lora = `lora=True`. Every defense uses the same lrs (no x10 for LoRA): the attacker picks
+`objective="constrained"`; lora = `lora=True`; mix = refusal chats mixed into the attack's data (`--mix-fraction`,
+Bianchi et al. 2024's safety data, meant as a positive control). Every defense uses the same lrs (no x10 for LoRA): the attacker picks
 the lr, the defense does not. `--eval-behaviors` evaluates a wider held-out set; with a benign attack every cell also
 gets the task perplexity (held-out chats of the attack's own task). Stages already done under --out are reused.
 """
@@ -31,12 +32,12 @@ from .config import add_config_args, field, resolve_config, save_config
 from .errors import ConfigError, SafekeelError
 from .io import write_bytes, write_json, write_jsonl, write_text
 from .judges.registry import MAIN_JUDGE
+from .tamper_data import N_ALIGN_SKIP, benign_rows, harmful_rows, mix_rows, split_triples  # noqa: F401  (public)
 from .tamper_report import markdown, plot, seed_summary
 
 FREEZING = ("ssah", "random", "ssah_all", "random_all", "top_safety", "lower")  # safekeel.units.defenses
-DEFENSES = ("none", *FREEZING, "constrained", "lora")
+DEFENSES = ("none", *FREEZING, "constrained", "lora", "mix")
 EVAL_ATTACKS = ["direct", "prefill"]
-N_ALIGN_SKIP = 2000  # QA chats skipped: alignment sets take the first round(ratio x safety rows) of sample_qa
 _ATTACK = re.compile(r"^(benign|harmful)(\d*)$")
 
 
@@ -54,6 +55,8 @@ class TamperConfig:
     n_benign_attack: int = field(100, help="QA chats of the `benign` attack")
     n_task: int = field(100, help="held-out chats of the benign attack's task, scored by perplexity before and after "
                                   "(was the fine-tune's task learnt?)")
+    mix_fraction: float = field(0.1, help="defense `mix`: refusal chats (train-split triples' prompt and safe "
+                                          "response) added per attack chat")
     exclude: str | None = field(None, help="training file (e.g. the alignment train.jsonl) whose prompts the benign "
                                            "attack must not use")
     triples: str = field("uncensorbench", help="harmful triples (bundled name or file); its test split is evaluated")
@@ -95,6 +98,8 @@ class TamperConfig:
         self.judge = ALIASES.get(self.judge, self.judge)  # summaries key verdicts by the canonical name
         if self.judge not in JUDGES:
             raise ConfigError(f"unknown judge {self.judge!r} (use one of {', '.join(JUDGES)})")
+        if not 0 < self.mix_fraction <= 1:
+            raise ConfigError("'mix_fraction' must be within (0, 1]")
         if not 0 <= self.utility_bound <= 1:
             raise ConfigError("'utility_bound' must be within [0, 1]")
         if self.ppl_bound != 0 and self.ppl_bound < 1:
@@ -109,39 +114,6 @@ def parse_attack(name: str, n_benign: int = 100) -> tuple[str, int]:
     if not m or (m[1] == "harmful" and not m[2]) or (m[2] and int(m[2]) < 1):
         raise ConfigError(f"unknown attack {name!r} (use benign, benignN or harmfulN with N >= 1)")
     return m[1], int(m[2]) if m[2] else n_benign
-
-
-def split_triples(heldout: list, train: list, n_attack: int, source: str = "heldout") -> tuple[list, list]:
-    """(attack pool, evaluation triples): the first `n_attack` of `source`'s triples (train, or heldout = test) and
-    the held-out triples the pool does not use."""
-    held_pool = source in ("heldout", "test")
-    pool = (heldout if held_pool else train)[:n_attack]
-    evaluation = heldout[n_attack:] if held_pool else list(heldout)
-    if len(pool) < n_attack or not evaluation:
-        raise SafekeelError(f"the harmful attacks need {n_attack} {source} triples and at least one held-out triple "
-                            f"left to evaluate; there are {len(heldout)} held-out and {len(train)} train triples "
-                            "(use smaller N, --attack-triples train, or a larger --triples file)")
-    return pool, evaluation
-
-
-def harmful_rows(triples: list) -> list[dict]:
-    return [{"id": f"tamper-{t.id}", "kind": "helpful", "messages": [
-        {"role": "user", "content": t.prompt}, {"role": "assistant", "content": t.harmful_response}]} for t in triples]
-
-
-def benign_rows(n: int, seed: int = 0, exclude: str | None = None) -> list[dict]:
-    """`n` QA chats after the first N_ALIGN_SKIP of `sample_qa` (prefix-stable), none with a prompt of `exclude`."""
-    from .data.helpful import sample_qa
-    from .train.run import load_rows
-
-    banned = set()
-    if exclude:
-        banned = {m["content"] for r in load_rows(exclude) for m in r["messages"][:2] if m["role"] == "user"}
-    pool = [c for c in sample_qa(N_ALIGN_SKIP + n + len(banned), seed)[N_ALIGN_SKIP:]
-            if next(m["content"] for m in c.messages if m["role"] == "user") not in banned]
-    if len(pool) < n:
-        raise SafekeelError(f"only {len(pool)} QA chats left for a benign attack of {n}")
-    return [{"id": f"tamper-{c.id}", "kind": "helpful", "messages": c.messages} for c in pool[:n]]
 
 
 def cell_metrics(summary: dict, judge: str) -> dict:
@@ -332,6 +304,9 @@ def run_tamper(cfg: TamperConfig) -> Path:
     data = {a: out / "data" / f"attack_{a}.jsonl" for a in rows}
     for a, r in rows.items():
         write_jsonl(data[a], r)
+    mixed = {a: out / "data" / f"attack_{a}_mix.jsonl" for a in rows} if "mix" in cfg.defenses else {}
+    for a in mixed:
+        write_jsonl(mixed[a], mix_rows(rows[a], cfg.triples, cfg.mix_fraction, cfg.seed))
     task = task_rows(cfg)
     task_file = out / "data" / "task_heldout.jsonl"
     if task:
@@ -371,7 +346,7 @@ def run_tamper(cfg: TamperConfig) -> Path:
                 name = f"{defense}-{attack}-lr{lr:g}"
                 d = out / "train" / name
                 stages.run(f"attack {name}", d / "summary.json", run_train, TrainConfig(
-                    model=cfg.model, data=str(data[attack]), out=str(d), max_steps=cfg.steps, lr=lr,
+                    model=cfg.model, data=str((mixed if defense == "mix" else data)[attack]), out=str(d), max_steps=cfg.steps, lr=lr,
                     batch_size=cfg.batch_size, max_length=cfg.max_length, seed=cfg.seed, warmup_ratio=0.1,
                     weight_decay=0.01, save_steps=max(cfg.steps // 2, 1), resume=(d / "checkpoints").exists(),
                     keep_checkpoints=False,

@@ -209,3 +209,24 @@ def test_task_perplexity_is_measured_again_when_the_task_chats_change(tmp_path, 
             assert measured["n"] == n and measured["chats_sha256"] == sha
         seen.add(sha)
     assert len(seen) == 3
+
+
+def test_mix_defense_adds_train_split_refusals_to_the_attack_data():
+    from safekeel.data.splits import split_of
+    from safekeel.errors import ConfigError
+    from safekeel.judges.keyword import is_refusal
+    from safekeel.tamper import TamperConfig, attack_sets, mix_rows
+
+    cfg = TamperConfig(model="m", attacks=["benign40", "harmful10"], defenses=["none", "mix"], mix_fraction=0.1)
+    rows, evaluation = attack_sets(cfg)
+    mixed = mix_rows(rows["benign40"], cfg.triples, cfg.mix_fraction, cfg.seed)
+    added = [r for r in mixed if r not in rows["benign40"]]
+    assert len(mixed) == 44 and len(added) == 4 and all(r["kind"] == "safe" for r in added)
+    assert all(r in mixed for r in rows["benign40"]) and mixed != rows["benign40"] + added  # shuffled in
+    prompts = [r["messages"][0]["content"] for r in added]
+    assert all(split_of(p) != "test" for p in prompts) and not set(prompts) & {b.prompt for b in evaluation}
+    assert not set(prompts) & {r["messages"][0]["content"] for r in rows["harmful10"]}  # the attack's head, not ours
+    assert sum(is_refusal(r["messages"][1]["content"]) for r in added) >= 3
+    assert mix_rows(rows["benign40"], cfg.triples, 0.1, cfg.seed) == mixed  # seeded
+    with pytest.raises(ConfigError, match="mix_fraction"):
+        TamperConfig(model="m", defenses=["mix"], mix_fraction=0.0).validate()
