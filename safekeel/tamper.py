@@ -17,8 +17,8 @@ reserves the first max(N) test triples for the attacks instead (harmfulN takes t
 Defenses (safekeel.train.run.TrainConfig): none; ssah / random / ssah_all / random_all / top_safety / lower =
 `freeze_units` with the map from `safekeel.units.defenses` (lower: a would-be positive control); constrained =
 `objective="constrained"`; lora = `lora=True`; mix = refusal chats mixed into the attack's data (`--mix-fraction`,
-Bianchi et al. 2024's safety data, meant as a positive control). Every defense uses the same lrs (no x10 for LoRA): the attacker picks
-the lr, the defense does not. `--eval-behaviors` evaluates a wider held-out set; with a benign attack every cell also
+Bianchi et al. 2024's safety data, meant as a positive control). Every defense uses the same lrs (no x10 for
+LoRA): the attacker picks the lr, the defense does not. `--eval-behaviors` evaluates a wider held-out set; with a benign attack every cell also
 gets the task perplexity (held-out chats of the attack's own task). Stages already done under --out are reused.
 """
 
@@ -296,6 +296,8 @@ def run_tamper(cfg: TamperConfig) -> Path:
     console, out = Console(), Path(cfg.out)
     check_unit_map(cfg)
     rows, evaluation = attack_sets(cfg)  # every input is accepted before anything is written
+    mix = {a: mix_rows(r, cfg.triples, cfg.mix_fraction, cfg.seed) for a, r in rows.items()} \
+        if "mix" in cfg.defenses else {}
     save_config(cfg, out)
     behaviors = out / "data" / "eval_behaviors.jsonl"
     write_jsonl(behaviors, [{"prompt": t.prompt, "category": t.category, "source": t.source,
@@ -304,9 +306,9 @@ def run_tamper(cfg: TamperConfig) -> Path:
     data = {a: out / "data" / f"attack_{a}.jsonl" for a in rows}
     for a, r in rows.items():
         write_jsonl(data[a], r)
-    mixed = {a: out / "data" / f"attack_{a}_mix.jsonl" for a in rows} if "mix" in cfg.defenses else {}
-    for a in mixed:
-        write_jsonl(mixed[a], mix_rows(rows[a], cfg.triples, cfg.mix_fraction, cfg.seed))
+    mixed = {a: out / "data" / f"attack_{a}_mix.jsonl" for a in mix}
+    for a, r in mix.items():
+        write_jsonl(mixed[a], r)
     task = task_rows(cfg)
     task_file = out / "data" / "task_heldout.jsonl"
     if task:

@@ -230,3 +230,10 @@ def test_mix_defense_adds_train_split_refusals_to_the_attack_data():
     assert mix_rows(rows["benign40"], cfg.triples, 0.1, cfg.seed) == mixed  # seeded
     with pytest.raises(ConfigError, match="mix_fraction"):
         TamperConfig(model="m", defenses=["mix"], mix_fraction=0.0).validate()
+
+
+def test_mix_defense_needing_more_refusals_than_exist_exits_2_before_writing(tmp_path, capsys):
+    out = tmp_path / "t"
+    assert main(["tamper", "--model", "m", "--attacks", "benign600", "--defenses", "none,mix", "--mix-fraction", "0.5",
+                 "--judge", "harm", "--out", str(out)]) == 2
+    assert "train-split refusals" in capsys.readouterr().err and not out.exists()
