@@ -296,7 +296,8 @@ def run_tamper(cfg: TamperConfig) -> Path:
     console, out = Console(), Path(cfg.out)
     check_unit_map(cfg)
     rows, evaluation = attack_sets(cfg)  # every input is accepted before anything is written
-    mix = {a: mix_rows(r, cfg.triples, cfg.mix_fraction, cfg.seed) for a, r in rows.items()} \
+    harmful = frozenset(r["messages"][0]["content"] for a in rows if a.startswith("harmful") for r in rows[a])
+    mix = {a: mix_rows(r, cfg.triples, cfg.mix_fraction, cfg.seed, harmful) for a, r in rows.items()} \
         if "mix" in cfg.defenses else {}
     save_config(cfg, out)
     behaviors = out / "data" / "eval_behaviors.jsonl"
@@ -348,7 +349,8 @@ def run_tamper(cfg: TamperConfig) -> Path:
                 name = f"{defense}-{attack}-lr{lr:g}"
                 d = out / "train" / name
                 stages.run(f"attack {name}", d / "summary.json", run_train, TrainConfig(
-                    model=cfg.model, data=str((mixed if defense == "mix" else data)[attack]), out=str(d), max_steps=cfg.steps, lr=lr,
+                    model=cfg.model, data=str((mixed if defense == "mix" else data)[attack]), out=str(d),
+                    max_steps=cfg.steps, lr=lr,
                     batch_size=cfg.batch_size, max_length=cfg.max_length, seed=cfg.seed, warmup_ratio=0.1,
                     weight_decay=0.01, save_steps=max(cfg.steps // 2, 1), resume=(d / "checkpoints").exists(),
                     keep_checkpoints=False,

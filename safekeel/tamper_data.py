@@ -45,17 +45,19 @@ def benign_rows(n: int, seed: int = 0, exclude: str | None = None) -> list[dict]
     return [{"id": f"tamper-{c.id}", "kind": "helpful", "messages": c.messages} for c in pool[:n]]
 
 
-def mix_rows(rows: list[dict], triples: str, fraction: float, seed: int = 0) -> list[dict]:
+def mix_rows(rows: list[dict], triples: str, fraction: float, seed: int = 0,
+             avoid: frozenset[str] = frozenset()) -> list[dict]:
     """`rows` plus round(fraction x len(rows)) refusal chats, shuffled: Bianchi et al. 2024 ("Safety-Tuned LLaMAs")
     keep a fine-tuned model safe by mixing a few percent of safety examples into its instruction data. The refusals
-    are the train-split triples' (prompt, safe response), taken from the end of the pool so that a harmful attack,
-    which takes the pool's head, never trains on a prompt the defense answers with a refusal."""
+    are the train-split triples' (prompt, safe response), from the end of the pool and never on a prompt of `avoid`
+    (the harmful attacks' prompts: no fine-tune sees one prompt answered both ways)."""
     from .data.build_cli import load_triple_set
 
-    pool = load_triple_set(triples, "train")
+    pool = [t for t in load_triple_set(triples, "train") if t.prompt not in avoid]
     k = max(1, round(fraction * len(rows)))
     if k > len(pool):
-        raise SafekeelError(f"the mix defense needs {k} train-split refusals of {triples!r}; there are {len(pool)}")
+        raise SafekeelError(f"the mix defense needs {k} train-split refusals of {triples!r} that no harmful attack "
+                            f"trains on; there are {len(pool)}")
     refusals = [{"id": f"tamper-mix-{t.id}", "kind": "safe", "messages": [
         {"role": "user", "content": t.prompt}, {"role": "assistant", "content": t.safe_response}]} for t in pool[-k:]]
     out = rows + refusals

@@ -212,8 +212,9 @@ def test_task_perplexity_is_measured_again_when_the_task_chats_change(tmp_path, 
 
 
 def test_mix_defense_adds_train_split_refusals_to_the_attack_data():
+    from safekeel.data.build_cli import load_triple_set
     from safekeel.data.splits import split_of
-    from safekeel.errors import ConfigError
+    from safekeel.errors import ConfigError, SafekeelError
     from safekeel.judges.keyword import is_refusal
     from safekeel.tamper import TamperConfig, attack_sets, mix_rows
 
@@ -226,6 +227,14 @@ def test_mix_defense_adds_train_split_refusals_to_the_attack_data():
     prompts = [r["messages"][0]["content"] for r in added]
     assert all(split_of(p) != "test" for p in prompts) and not set(prompts) & {b.prompt for b in evaluation}
     assert not set(prompts) & {r["messages"][0]["content"] for r in rows["harmful10"]}  # the attack's head, not ours
+    attacked = frozenset(r["messages"][0]["content"] for r in rows["harmful10"])
+    left = len(load_triple_set(cfg.triples, "train")) - 10  # refusals on prompts the harmful attack does not use
+    many = (rows["benign40"] * 3)[:left]
+    everything = mix_rows(many, cfg.triples, 1.0, cfg.seed, attacked)
+    assert sum(r["kind"] == "safe" for r in everything) == left
+    assert not {r["messages"][0]["content"] for r in everything if r["kind"] == "safe"} & attacked
+    with pytest.raises(SafekeelError, match="no harmful attack trains on"):  # one more would be an attacked prompt
+        mix_rows((rows["benign40"] * 3)[: left + 1], cfg.triples, 1.0, cfg.seed, attacked)
     assert sum(is_refusal(r["messages"][1]["content"]) for r in added) >= 3
     assert mix_rows(rows["benign40"], cfg.triples, 0.1, cfg.seed) == mixed  # seeded
     with pytest.raises(ConfigError, match="mix_fraction"):
