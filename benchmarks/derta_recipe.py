@@ -254,10 +254,13 @@ def wide_set(out: Path, args) -> dict:
     return {"behaviors": behaviors, "targets": targets, "prefix_counts": counts}
 
 
+def case(b, set_name: str, prefill: str) -> dict:
+    return {"id": b.id, "behavior": b.prompt, "source": b.source, "set": set_name, "prefill": prefill}
+
+
 def asked(b) -> list[dict]:
     """A behavior's direct and prefill rows."""
-    base = {"id": b.id, "behavior": b.prompt, "source": b.source}
-    return [{**base, "set": "direct", "prefill": ""}, {**base, "set": "prefill", "prefill": PREFILL}]
+    return [case(b, "direct", ""), case(b, "prefill", PREFILL)]
 
 
 def cases(split_name: str, data: dict, tok) -> list[dict]:
@@ -267,8 +270,7 @@ def cases(split_name: str, data: dict, tok) -> list[dict]:
         for b in wide["behaviors"]:
             out += asked(b)
             if b.id in wide["targets"]:
-                out += [{"id": b.id, "behavior": b.prompt, "source": b.source, "set": f"prefix_k{k}",
-                         "prefill": first_k(wide["targets"][b.id], k, tok)} for k in KS]
+                out += [case(b, f"prefix_k{k}", first_k(wide["targets"][b.id], k, tok)) for k in KS]
         return out
     if split_name in ("val", "val-wide"):
         triples, prompts = data["val"], data["val_prompts"]
