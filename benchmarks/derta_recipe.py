@@ -127,6 +127,11 @@ ARMS = {
         ("vanilla-r1-lr10", {**BASE, "recipe": "vanilla", "ratio": 1.0, "lr": 1e-4}),
         ("derta-r1-lr10-mid-z33", {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
                                    "zero": 1 / 3}))},
+    # collapse outside the chat template (issue 21: the completion attack's raw document makes the -more DeRTa model
+    # write "I will I I I ..." in 18% of answers): a quarter of the prefix rows written as plain documents
+    # (`raw_prefix_fraction`), so " I" after harmful text goes on as a refusal there too; same rows, steps and seed
+    "derta-r1-lr10-mid-z33-more-raw25": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
+                                         "zero": 1 / 3, "more": True, "steps": 160, "raw": 0.25},
     # over-refusal, second lever (sixth session): half the safety share per step. On the test split the own4 DeRTa
     # model refuses benign-but-scary prompts partly mid-answer ("Crushes are often a combination of I cannot ..."):
     # RTO firing on its own benign text. The reference mixes ~3,000 safety rows into a far larger instruction set;
@@ -160,11 +165,12 @@ def prepare(out: Path) -> dict:
 
 
 def build(out: Path, data: dict, recipe: str, ratio: float | None, model: str, zero: float = 0.0,
-          opener: float = 0.0, more: bool = False, own: int = 1) -> Path:
+          opener: float = 0.0, more: bool = False, own: int = 1, raw: float = 0.0) -> Path:
     """The arm's train.jsonl; `own` repeats the base model's own helpful answers that many times (ids kept apart)
     before gold QA tops the helpful rows up to `ratio` x the safety rows."""
     key = (f"{recipe}-r{ratio:g}" if ratio is not None else f"{recipe}-old") + (f"-z{round(100 * zero)}" if zero else "")
     key += (f"-o{round(100 * opener)}" if opener else "") + ("-more" if more else "") + (f"-own{own}" if own > 1 else "")
+    key += f"-raw{round(100 * raw)}" if raw else ""
     d = out / "data" / key
     if (d / "train.jsonl").exists():
         return d / "train.jsonl"
@@ -184,7 +190,7 @@ def build(out: Path, data: dict, recipe: str, ratio: float | None, model: str, z
     write_jsonl(d / "helpful.jsonl", helpful)
     return run_build(BuildConfig(triples=str(triples), helpful=str(d / "helpful.jsonl"), recipe=recipe, split="all",
                                  helpful_ratio=0.0 if old else ratio, model=model, seed=0, out=str(d),
-                                 zero_prefix_fraction=zero, opener_fraction=opener))
+                                 zero_prefix_fraction=zero, opener_fraction=opener, raw_prefix_fraction=raw))
 
 
 def budget_map(out: Path, args) -> str:
@@ -634,7 +640,7 @@ def main() -> None:
         t0 = time.time()
         path = args.model if arm["recipe"] is None else train(out, name, arm, build(
             out, data, arm["recipe"], arm["ratio"], args.model, arm["zero"], arm["opener"], arm.get("more", False),
-            arm.get("own", 1)),
+            arm.get("own", 1), arm.get("raw", 0.0)),
             args, seed)
         t_train = time.time() - t0
         res = evaluate(name, path, args.split, data, args, judge, seed)

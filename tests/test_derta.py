@@ -258,3 +258,16 @@ def test_build_tops_helpful_data_up_with_qa_conversations_to_the_ratio(tmp_path,
         kinds = Counter(r["kind"] for r in rows)
         assert kinds["helpful"] == want and sum(v for k, v in kinds.items() if k != "helpful") == 8
     assert asked == [(10, 7), (22, 7)]  # only the QA needed on top of the user's 2 conversations, with the seed
+
+
+def test_raw_prefix_rows_are_a_seeded_share_of_prefix_rows_only(tiny_tokenizer):
+    rows = build_examples(_triples(1000), _helpful(50), "derta", tokenizer=tiny_tokenizer, seed=0,
+                          raw_prefix_fraction=0.25)
+    prefix = [r for r in rows if r["kind"] == "prefix"]
+    assert abs(sum(bool(r.get("raw")) for r in prefix) / len(prefix) - 0.25) < 0.04
+    assert not any(r.get("raw") for r in rows if r["kind"] != "prefix")
+    assert dataset_stats(rows, tiny_tokenizer)["raw"] == sum(bool(r.get("raw")) for r in rows)
+    plain = build_examples(_triples(1000), _helpful(50), "derta", tokenizer=tiny_tokenizer, seed=0)
+    # the draw is per row: without raw rows the same file minus the flag (no other row moves)
+    assert [{k: v for k, v in r.items() if k != "raw"} for r in rows] == plain
+    assert not any(r.get("raw") for r in plain)

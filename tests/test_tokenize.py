@@ -212,3 +212,19 @@ def test_mid_answer_rto_targets_are_the_token_prefix_rows_train_there(tok):
     old = tokenize_rows(tok, [{"id": "r", "kind": "rto", "messages": _chat(HARM), "refusal": refusal}],
                         rto_target="start")[0]
     assert {lab for lab in old["labels"] if lab != IGNORE} == {at_start}
+
+
+def test_a_raw_prefix_row_is_a_plain_document_whose_refusal_and_eos_are_trained(tok):
+    """No chat template around it (a completion attack's form): request, blank line, masked prefix, trained refusal."""
+    row = {"id": "r", "kind": "prefix", "raw": True, "prompt": [{"role": "user", "content": Q}],
+           "harmful_prefix": PREFIX, "safe_response": SAFE}
+    t = tokenize_row(tok, row, 0)
+    text = tok.decode(t.input_ids)
+    assert text.startswith(Q + "\n\n" + PREFIX) and "user" not in text and "[INST]" not in text
+    assert _trained_text(tok, t).strip() == SAFE + tok.eos_token
+    assert PREFIX.split()[-1] not in _trained_text(tok, t) and set(t.kinds) == {0, MLE}
+    zero = tokenize_row(tok, {**row, "harmful_prefix": ""}, 0)  # k = 0: the refusal right after the request
+    assert _trained_text(tok, zero).strip() == SAFE + tok.eos_token
+    with pytest.raises(DataError, match="field 'raw': only prefix rows"):
+        tokenize_row(tok, {"id": "h", "kind": "rto", "raw": True, "prompt": [{"role": "user", "content": Q}],
+                           "harmful_response": HARM}, 0)

@@ -34,6 +34,9 @@ class BuildConfig:
     opener_fraction: float = field(0.0, help="share of prefix and RTO rows whose harmful answer starts with a compliant "
                                              "opener ('Sure, here is'; the prefill attack), with the same share of "
                                              "helpful rows opening the same way and going on helpfully")
+    raw_prefix_fraction: float = field(0.0, help="share of prefix rows written as a plain document, no chat "
+                                                 "template (request, blank line, harmful prefix + refusal): the "
+                                                 "refusal outside a chat, where a completion attack asks")
     refusal: str | None = field(None, help="refusal string whose first assistant-turn token is the RTO target "
                                            "(default: the most common first token of the training refusals)")
     model: str = field("smollm2-135m", help="tokenizer used for token-unit prefixes, the refusal token and the stats")
@@ -41,7 +44,7 @@ class BuildConfig:
     out: str = field("runs/data/derta", help="output directory (train.jsonl, stats.json, config.yaml)")
 
     def validate(self) -> None:
-        for name in ("zero_prefix_fraction", "opener_fraction"):
+        for name in ("zero_prefix_fraction", "opener_fraction", "raw_prefix_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"'{name}' must be in [0, 1]")
         if self.helpful_ratio < 0:
@@ -123,7 +126,7 @@ def run_build(cfg: BuildConfig) -> Path:
     refusal = derive_refusal(tok, [t.safe_response for t in triples], cfg.refusal)
     rows = build_examples(triples, helpful, recipe=cfg.recipe, tokenizer=tok, prefix_unit=cfg.prefix_unit,
                           zero_prefix_fraction=cfg.zero_prefix_fraction, seed=cfg.seed, refusal=refusal["text"],
-                          opener_fraction=cfg.opener_fraction)
+                          opener_fraction=cfg.opener_fraction, raw_prefix_fraction=cfg.raw_prefix_fraction)
     out = Path(cfg.out)
     path = out / "train.jsonl"
     write_jsonl(path, rows)

@@ -4,7 +4,9 @@ A row is text, not tokens, so any chat template can tokenize it later (`safekeel
 - `helpful`: `{"messages"}`, a helpful conversation, every assistant turn trained.
 - `safe`: `{"messages"}`, q -> r (plain refusal SFT).
 - `prefix`: `{"prompt", "harmful_prefix", "safe_response"}`, harmful-prefix MLE: the assistant turn is
-  ĥ[:k] + " " + r, and ĥ[:k] is never trained.
+  ĥ[:k] + " " + r, and ĥ[:k] is never trained. With `"raw": true` the row is a plain document instead of a chat
+  (request, blank line, answer; `tokenize.raw_document`): what a completion attack feeds, where an RTO-trained model
+  with no raw refusal to continue writes its refusal token over and over ("I will I I I").
 - `rto`: `{"prompt", "harmful_response", "refusal"}`, Reinforced Transition Optimization: every position of ĥ
   targets the refusal token (labels are built by the tokenizer step); `refusal` is a string whose first
   assistant-turn token is it.
@@ -83,8 +85,14 @@ def with_opener(opening: str, text: str) -> str:
     return join_prefix(opening, text) if opening else text
 
 
+def drawn(seed: int, row_id: str, what: str, fraction: float) -> bool:
+    """A per-row draw with probability `fraction`, stable across builds (adding a row changes no other)."""
+    return fraction > 0 and _rng(seed, row_id, what).random() < fraction
+
+
 def triple_rows(t: SafetyTriple, kind: str, copy: int, seed: int, prefix_unit: str, tokenizer,
-                zero_prefix_fraction: float, refusal: str | None = None, opener_fraction: float = 0.0) -> dict | None:
+                zero_prefix_fraction: float, refusal: str | None = None, opener_fraction: float = 0.0,
+                raw_prefix_fraction: float = 0.0) -> dict | None:
     """One row of `kind` for triple `t`, or None when the triple has no such row (a too-short word cut)."""
     row = {"id": f"{t.id}:{kind}:{copy}", "kind": kind, "source_id": t.id}
     opening = opener(seed, row["id"], opener_fraction) if kind in ("prefix", "rto") else ""
@@ -104,6 +112,8 @@ def triple_rows(t: SafetyTriple, kind: str, copy: int, seed: int, prefix_unit: s
             return None
         row.update(prompt=[{"role": "user", "content": t.prompt}], harmful_prefix=with_opener(opening, prefix),
                    safe_response=t.safe_response)
+        if drawn(seed, row["id"], "raw", raw_prefix_fraction):
+            row["raw"] = True
     else:
         raise ValueError(f"unknown safety kind {kind!r}")
     return row
@@ -122,12 +132,14 @@ def helpful_row(c: Conversation, seed: int, opener_fraction: float) -> dict:
 
 def build_examples(triples: Sequence[SafetyTriple], helpful: Sequence[Conversation], recipe: str = "derta",
                    tokenizer=None, prefix_unit: str = "tokens", zero_prefix_fraction: float = 1 / 3,
-                   seed: int = 0, refusal: str | None = None, opener_fraction: float = 0.0) -> list[dict]:
+                   seed: int = 0, refusal: str | None = None, opener_fraction: float = 0.0,
+                   raw_prefix_fraction: float = 0.0) -> list[dict]:
     """All rows of a recipe, shuffled with `seed` (deterministic).
 
     `zero_prefix_fraction` of the prefix rows train a plain refusal at the turn start (k = 0; the reference: 1/3).
     `opener_fraction` of the prefix and RTO rows put a compliant opener before the harmful text, and the same share
-    of helpful rows open the same way before their helpful answer.
+    of helpful rows open the same way before their helpful answer. `raw_prefix_fraction` of the prefix rows are plain
+    documents, no chat template (the refusal then also follows harmful text outside a chat).
 
     RTO rows record `refusal`; by default (None, with a tokenizer) the one derived from the triples' safe responses
     (`derive_refusal`), so the RTO target is the first token the refusal rows teach.
@@ -140,7 +152,7 @@ def build_examples(triples: Sequence[SafetyTriple], helpful: Sequence[Conversati
     for t in triples:
         for copy, kind in enumerate(RECIPES[recipe]):
             row = triple_rows(t, kind, copy, seed, prefix_unit, tokenizer, zero_prefix_fraction, refusal,
-                              opener_fraction)
+                              opener_fraction, raw_prefix_fraction)
             if row is not None:
                 rows.append(row)
     random.Random(seed).shuffle(rows)
@@ -169,4 +181,5 @@ def dataset_stats(rows: Sequence[dict], tokenizer) -> dict:
         "prefix_zero_fraction": round(sum(n == 0 for n in prefix_tokens) / len(prefix_tokens), 4)
         if prefix_tokens else None,
         "openers": {k: sum(1 for r in rows if r["kind"] == k and r.get("opener")) for k in KINDS if counts.get(k)},
+        "raw": sum(1 for r in rows if r.get("raw")),
     }

@@ -16,6 +16,8 @@ Labels follow the HF convention (the model shifts them: labels[i] is predicted f
   " I" mid-text are two tokens, and RTO on the turn-start form alone teaches a mid-text "I" that no row continues
   (SmolLM2 then writes "SQLIQIIII", benchmarks/derta_recipe.py).
 `kinds` marks each target as MLE (1) or RTO (2) so the trainer can log both losses.
+A `raw` prefix row is a plain document, no chat template (`raw_document`: request, blank line, answer, EOS): the
+refusal after the harmful prefix and the EOS are its targets, as in a chat.
 """
 
 from __future__ import annotations
@@ -184,6 +186,33 @@ def row_refusals(rows: Sequence[dict]) -> list[str]:
     return [r["messages"][-1]["content"][len(r.get("masked_prefix") or ""):].lstrip() for r in chats]
 
 
+RAW_SEPARATOR = "\n\n"
+
+
+def raw_document(tok, messages: list[dict]) -> tuple[str, int, int]:
+    """(text, answer start, answer end) of a chat written as a plain document: the turns before the last joined by
+    blank lines, a blank line, the last (assistant) turn, then the tokenizer's EOS. The form a completion attack
+    feeds a model, with no template around the request to refuse."""
+    request = RAW_SEPARATOR.join(m["content"] for m in messages[:-1])
+    lo = len(request) + len(RAW_SEPARATOR)
+    text = request + RAW_SEPARATOR + messages[-1]["content"]
+    return text + (tok.eos_token or ""), lo, len(text)
+
+
+def _tokenize_raw(tok, row: dict, where: str) -> tuple[list[int], list[int], list[int]]:
+    if row.get("kind") != "prefix":
+        raise DataError(where, None, "raw", f"only prefix rows can be raw documents, not {row.get('kind')!r} rows")
+    text, lo, _ = raw_document(tok, row["messages"])
+    masked = row.get("masked_prefix") or ""
+    if not row["messages"][-1]["content"].startswith(masked):
+        raise DataError(where, None, "masked_prefix", "is not the start of the assistant answer")
+    ids, offsets = _encode(tok, text)
+    hi = lo + len(masked)
+    trained = {i for i, sp in enumerate(offsets) if _overlaps(sp, hi, len(text)) and not _overlaps(sp, lo, hi)}
+    return ids, [ids[i] if i in trained else IGNORE for i in range(len(ids))], \
+        [MLE if i in trained else 0 for i in range(len(ids))]
+
+
 def tokenize_row(tok, row: dict, refusal_id: int, max_length: int | None = None,
                  mid_refusal_id: int | None = None) -> Tokenized:
     """Input ids, labels and target kinds for one built row (see module docstring); raises on zero targets.
@@ -196,10 +225,13 @@ def tokenize_row(tok, row: dict, refusal_id: int, max_length: int | None = None,
     except KeyError as e:
         raise DataError(where, None, e.args[0], f"missing or mistyped in a {row.get('kind')} row") from None
     messages = row["messages"]
+    kind = row.get("kind", "helpful")
+    if row.get("raw"):
+        ids, labels, kinds = _tokenize_raw(tok, row, where)
+        return _truncated(ids, labels, kinds, max_length, where, kind)
     text, spans = content_spans(tok, messages, where)
     ids, offsets = _encode(tok, text)
     labels, kinds = [IGNORE] * len(ids), [0] * len(ids)
-    kind = row.get("kind", "helpful")
     if kind == "rto":
         if messages[-1]["role"] != "assistant":
             raise DataError(where, None, "messages", "an RTO row must end with the assistant's harmful response")
@@ -222,6 +254,11 @@ def tokenize_row(tok, row: dict, refusal_id: int, max_length: int | None = None,
                        if _overlaps(sp, masked_hi, eot_end) and not _overlaps(sp, lo, masked_hi)]
             for i in trained:
                 labels[i], kinds[i] = ids[i], MLE
+    return _truncated(ids, labels, kinds, max_length, where, kind)
+
+
+def _truncated(ids: list[int], labels: list[int], kinds: list[int], max_length: int | None, where: str,
+               kind: str) -> Tokenized:
     if max_length is not None and len(ids) > max_length:
         ids, labels, kinds = ids[:max_length], labels[:max_length], kinds[:max_length]
     if all(lab == IGNORE for lab in labels):
