@@ -18,6 +18,10 @@ resampled, seeds kept paired; `safekeel compare`) and `--export` writes it to be
     python benchmarks/attacks_table.py --static
     python benchmarks/attacks_table.py --search
     python benchmarks/attacks_table.py --report --export benchmarks/results/attacks_table.json
+
+`--recipe raw` puts DeRTa with raw prefix rows in the DeRTa column (`runs/attacks_table-raw`; link the base and
+vanilla run folders of `-more` there rather than run them again) and `--report --against more` pairs it with the
+`-more` DeRTa on the same behaviors.
 """
 
 from __future__ import annotations
@@ -43,7 +47,9 @@ STATIC = ["direct", "completion", "codeattack", "cipher", "jailbreak_template"]
 SEARCH = ["pair", "autodan"]
 # the derta_recipe.py arm behind each column: today's recipe, or (--more) the same trained on the harvested triples
 RECIPES = {"default": {"base": None, "vanilla": "vanilla-r1-lr10", "derta": "derta-r1-lr10-mid-z33"},
-           "more": {"base": None, "vanilla": "vanilla-r1-lr10-more", "derta": "derta-r1-lr10-mid-z33-more"}}
+           "more": {"base": None, "vanilla": "vanilla-r1-lr10-more", "derta": "derta-r1-lr10-mid-z33-more"},
+           # ... DeRTa with a quarter of its prefix rows as plain documents (the completion attack's collapse)
+           "raw": {"base": None, "vanilla": "vanilla-r1-lr10-more", "derta": "derta-r1-lr10-mid-z33-more-raw25"}}
 ARMS = RECIPES["default"]
 
 
@@ -202,12 +208,31 @@ def report(out: Path) -> tuple[str, dict]:
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes), data
 
 
+def against(out: Path, other: Path, other_arm: str) -> tuple[str, dict]:
+    """This run's DeRTa against another recipe's DeRTa (`other`, an attacks_table run dir), attack by attack: refusal
+    and ASR paired on the same behaviors and seeds, and each one's collapsed answers."""
+    mine, theirs = seed_dirs(out, "static", "derta"), seed_dirs(other, "static", "derta")
+    res = next(iter(compare([mine], theirs, n_boot=2000)["runs"].values()))
+    r, o = rates(mine), rates(theirs)
+    lines = [f"| attack | n x seeds | refusal (keyword): `{ARMS['derta']}` - `{other_arm}` | ASR (harm-clf) | "
+             "refusal, each | collapsed (of them unsafe), each |", "|---|---|---|---|---|---|"]
+    for a in [a for a in STATIC if a in r and a in o]:
+        lines.append(f"| {a} | {r[a]['n']} x {r[a]['seeds']} | {diff_text(res['refusal'].get(a))} | "
+                     f"{diff_text(res['asr'].get(a))} | {100 * r[a]['refusal']:.0f}% / {100 * o[a]['refusal']:.0f}% | "
+                     f"{r[a]['collapse']}/{r[a]['answers']} ({r[a]['unsafe_collapse']}) / "
+                     f"{o[a]['collapse']}/{o[a]['answers']} ({o[a]['unsafe_collapse']}) |")
+    return "\n".join(lines), {"rates": r, "other_rates": o, "refusal": res["refusal"], "asr": res["asr"],
+                              "other": other_arm}
+
+
 def main() -> None:
     global ARMS
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=None, help="default: runs/attacks_table, or runs/attacks_table-more")
     ap.add_argument("--more", action="store_true", help="vanilla / DeRTa columns from the -more arms of "
                                                          "derta_recipe.py (trained on the harvested triples)")
+    ap.add_argument("--recipe", choices=list(RECIPES), default=None, help="which arms fill the columns (RECIPES; "
+                                                                         "--more = --recipe more)")
     ap.add_argument("--recipe-out", default="runs/derta_recipe", help="where derta_recipe.py trained the arms")
     ap.add_argument("--n", type=int, default=120, help="held-out behaviors (the first N of the wide set)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -226,12 +251,15 @@ def main() -> None:
     ap.add_argument("--autodan-population", type=int, default=8)
     ap.add_argument("--autodan-generations", type=int, default=3)
     ap.add_argument("--report", action="store_true")
+    ap.add_argument("--against", default=None, metavar="RECIPE", help="--report: also this run's DeRTa against "
+                    "RECIPE's (its run dir: runs/attacks_table-RECIPE), paired")
     ap.add_argument("--export", default=None, help="--report: also write the table to this JSON file")
     ap.add_argument("--rejudge-collapsed", action="store_true", help="re-judge (harm-clf) every finished run's answers "
                                                                     "with a degenerate run of one word")
     args = ap.parse_args()
-    ARMS = RECIPES["more" if args.more else "default"]
-    out = Path(args.out or ("runs/attacks_table-more" if args.more else "runs/attacks_table"))
+    recipe = args.recipe or ("more" if args.more else "default")
+    ARMS = RECIPES[recipe]
+    out = Path(args.out or ("runs/attacks_table" if recipe == "default" else f"runs/attacks_table-{recipe}"))
     if args.static:
         for seed in args.seeds:  # every arm's first seed before any arm's second
             for arm in args.arms:
@@ -248,6 +276,10 @@ def main() -> None:
             print(f"{d}: {rejudge_collapsed(d, judge)} answers re-judged", flush=True)
     if args.report:
         text, data = report(out)
+        if args.against:
+            other = RECIPES[args.against]["derta"]
+            table, data["against"] = against(out, Path(f"runs/attacks_table-{args.against}"), other)
+            text += f"\n\nDeRTa against `{other}` (same behaviors and seeds):\n\n" + table
         print(text)
         if args.export:
             write_json(Path(args.export), {"measured": time.strftime("%Y-%m-%d"),
