@@ -211,18 +211,28 @@ def report(out: Path) -> tuple[str, dict]:
 def against(out: Path, other: Path, other_arm: str) -> tuple[str, dict]:
     """This run's DeRTa against another recipe's DeRTa (`other`, an attacks_table run dir), attack by attack: refusal
     and ASR paired on the same behaviors and seeds, and each one's collapsed answers."""
+    from safekeel.stats import paired_difference
+
     mine, theirs = seed_dirs(out, "static", "derta"), seed_dirs(other, "static", "derta")
     res = next(iter(compare([mine], theirs, n_boot=2000)["runs"].values()))
     r, o = rates(mine), rates(theirs)
+
+    def collapsed(runs: list[Path], attack: str) -> dict:  # {(behavior, seed): the answer collapsed}
+        return {(row["behavior_id"], d.name): repeats(row["response"], REFUSAL_TOKEN)
+                for d in runs for row in load_run(d)[0] if row["attack"] == attack}
+
     lines = [f"| attack | n x seeds | refusal (keyword): `{ARMS['derta']}` - `{other_arm}` | ASR (harm-clf) | "
-             "refusal, each | collapsed (of them unsafe), each |", "|---|---|---|---|---|---|"]
+             "collapse | refusal, each | collapsed (of them unsafe), each |", "|---|---|---|---|---|---|---|"]
+    col = {}
     for a in [a for a in STATIC if a in r and a in o]:
+        col[a] = paired_difference(collapsed(theirs, a), collapsed(mine, a))
         lines.append(f"| {a} | {r[a]['n']} x {r[a]['seeds']} | {diff_text(res['refusal'].get(a))} | "
-                     f"{diff_text(res['asr'].get(a))} | {100 * r[a]['refusal']:.0f}% / {100 * o[a]['refusal']:.0f}% | "
+                     f"{diff_text(res['asr'].get(a))} | {diff_text(col[a])} | "
+                     f"{100 * r[a]['refusal']:.0f}% / {100 * o[a]['refusal']:.0f}% | "
                      f"{r[a]['collapse']}/{r[a]['answers']} ({r[a]['unsafe_collapse']}) / "
                      f"{o[a]['collapse']}/{o[a]['answers']} ({o[a]['unsafe_collapse']}) |")
     return "\n".join(lines), {"rates": r, "other_rates": o, "refusal": res["refusal"], "asr": res["asr"],
-                              "other": other_arm}
+                              "collapse": col, "other": other_arm}
 
 
 def main() -> None:
