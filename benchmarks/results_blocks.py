@@ -33,6 +33,12 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
 - alignment_budget_seeds: RU-only at 1e-3 and its random twin over three seeds (the same, `--seeds 0 1 2`)
 - alignment_budget_full: those two against full DeRTa over the same three seeds (the same, `--pairs ...:derta-...`)
 - attacks: benchmarks/results/attacks_table.json (`python benchmarks/attacks_table.py --report --export ...`)
+- attacks_raw: benchmarks/results/attacks_raw.json (`attacks_table.py --recipe raw --report --against more ...`: the
+  completion attack on DeRTa with raw prefix rows, against the -more DeRTa)
+- derta_raw_val / derta_raw_wide: that arm on the val split and the wide held-out set (`derta_recipe.py --report
+  --split val|wide ... --export`)
+- ssah_benign_seeds: benchmarks/results/ssah_benign_seeds.json (`ssah_benign.py --export ...` after the positive
+  control's seeds 1 and 2 and the 400-triple vanilla model's grid)
 
     python benchmarks/results_blocks.py          # rewrite every block
     python benchmarks/results_blocks.py --check  # exit 1 when a block differs from its file (tests run this)
@@ -220,6 +226,7 @@ ssah_benign_block = ssah_benign("ssah_benign.json")
 ssah_benign_more_block = ssah_benign("ssah_benign_more.json")
 ssah_benign_controls_block = ssah_benign("ssah_benign_controls.json")
 ssah_benign_vanilla_block = ssah_benign("ssah_benign_vanilla.json")
+ssah_benign_seeds_block = ssah_benign("ssah_benign_seeds.json")
 
 
 def exported_table(name: str, command: str):
@@ -238,6 +245,7 @@ def attacks_table(name: str, args: str):
 
 attacks_block = attacks_table("attacks_table.json", "--static --search --report")
 attacks_more_block = attacks_table("attacks_table_more.json", "--more --static --report")
+attacks_raw_block = attacks_table("attacks_raw.json", "--recipe raw --static --report --against more")
 
 
 def units_overlap_block() -> str:
@@ -289,7 +297,10 @@ BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "split
                                                                     "--pairs ... --export ..."),
           "derta_own4_vs_vanilla": derta_own4_vs_vanilla_block, "derta_ablation": derta_ablation_block,
           "derta_own4_wide": derta_own4_wide_block,
-          "attacks_more": attacks_more_block,
+          "attacks_more": attacks_more_block, "attacks_raw": attacks_raw_block,
+          "derta_raw_val": recipe_table("derta_raw_val.json", "--split val --arms ... -more-raw25 --pairs ..."),
+          "derta_raw_wide": recipe_table("derta_raw_wide.json", "--split wide --archive ... --arms ... -more-raw25"),
+          "ssah_benign_seeds": ssah_benign_seeds_block,
           "attacks": attacks_block, "ssah_benign": ssah_benign_block, "ssah_benign_more": ssah_benign_more_block,
           "ssah_benign_controls": ssah_benign_controls_block, "ssah_benign_vanilla": ssah_benign_vanilla_block}
 PATTERN = re.compile(r"(<!-- results:(\w+) -->\n)(.*?)(<!-- /results:\2 -->)", re.S)
