@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from .records import Conversation, SafetyTriple
-from .tokenize import as_chat, derive_refusal, join_prefix
+from .tokenize import as_chat, derive_refusal, join_prefix, raw_document
 
 RECIPES = {
     # recipe: safety kinds built per triple (helpful data is always included)
@@ -165,7 +165,8 @@ def dataset_stats(rows: Sequence[dict], tokenizer) -> dict:
     lengths: dict[str, list[int]] = {}
     prefix_tokens = []
     for r in map(as_chat, rows):
-        text = tokenizer.apply_chat_template(r["messages"], tokenize=False)
+        text = raw_document(tokenizer, r["messages"])[0] if r.get("raw") else \
+            tokenizer.apply_chat_template(r["messages"], tokenize=False)
         lengths.setdefault(r["kind"], []).append(len(tokenizer(text, add_special_tokens=False)["input_ids"]))
         if r["kind"] == "prefix":
             p = r.get("masked_prefix", "")

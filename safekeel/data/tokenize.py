@@ -189,20 +189,18 @@ def row_refusals(rows: Sequence[dict]) -> list[str]:
 RAW_SEPARATOR = "\n\n"
 
 
-def raw_document(tok, messages: list[dict]) -> tuple[str, int, int]:
-    """(text, answer start, answer end) of a chat written as a plain document: the turns before the last joined by
-    blank lines, a blank line, the last (assistant) turn, then the tokenizer's EOS. The form a completion attack
-    feeds a model, with no template around the request to refuse."""
+def raw_document(tok, messages: list[dict]) -> tuple[str, int]:
+    """(text, answer start) of a chat written as a plain document: the turns before the last joined by blank lines,
+    a blank line, the last (assistant) turn, then the tokenizer's EOS. The form a completion attack feeds a model,
+    with no template around the request to refuse."""
     request = RAW_SEPARATOR.join(m["content"] for m in messages[:-1])
-    lo = len(request) + len(RAW_SEPARATOR)
-    text = request + RAW_SEPARATOR + messages[-1]["content"]
-    return text + (tok.eos_token or ""), lo, len(text)
+    return request + RAW_SEPARATOR + messages[-1]["content"] + (tok.eos_token or ""), len(request) + len(RAW_SEPARATOR)
 
 
 def _tokenize_raw(tok, row: dict, where: str) -> tuple[list[int], list[int], list[int]]:
     if row.get("kind") != "prefix":
         raise DataError(where, None, "raw", f"only prefix rows can be raw documents, not {row.get('kind')!r} rows")
-    text, lo, _ = raw_document(tok, row["messages"])
+    text, lo = raw_document(tok, row["messages"])
     masked = row.get("masked_prefix") or ""
     if not row["messages"][-1]["content"].startswith(masked):
         raise DataError(where, None, "masked_prefix", "is not the start of the assistant answer")
