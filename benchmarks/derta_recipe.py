@@ -25,6 +25,7 @@ held-out triples, 44 benign, 55 benign-but-scary prompts.) Metrics per arm:
 
     python benchmarks/derta_recipe.py --arms derta-r1 derta-r3 --split val
     python benchmarks/derta_recipe.py --arms base vanilla-r3 derta-r3 --split heldout --qa
+    python benchmarks/derta_recipe.py --arms derta-r1-lr10-mid-z33-more-raw50 --seeds 0 --train-only  # attacks_table
 """
 
 from __future__ import annotations
@@ -567,6 +568,8 @@ def main() -> None:
     ap.add_argument("--rejudge-collapsed", action="store_true", help="--rejudge only the answers with a degenerate "
                                                                     "run (one word 8+ times in a row)")
     ap.add_argument("--add-qa", action="store_true", help="QA accuracy for finished --arms rows that lack it")
+    ap.add_argument("--train-only", action="store_true", help="train the arms and seeds, evaluate nothing (for "
+                    "attacks_table.py, which runs its own attacks on them)")
     ap.add_argument("--prefixes", action="store_true", help="only build the wide set's real harmful prefixes and "
                                                           "print how many survive (benchmarks/results/)")
     ap.add_argument("--report", action="store_true", help="print the RESULTS.md tables of --split (no training)")
@@ -646,6 +649,9 @@ def main() -> None:
             arm.get("own", 1), arm.get("raw", 0.0)),
             args, seed)
         t_train = time.time() - t0
+        if args.train_only:  # the model is what the caller wants (attacks_table.py evaluates it); no summary row
+            print(path, flush=True)
+            continue
         res = evaluate(name, path, args.split, data, args, judge, seed)
         res["seconds"] = {"train": round(t_train), "eval": round(time.time() - t0 - t_train)}
         tsum = out / "train" / name / f"seed-{seed}" / "summary.json"
@@ -659,7 +665,8 @@ def main() -> None:
         results[(name, seed)] = res
         write_json(summary_path, list(results.values()))
         print(table([res]), flush=True)
-    print(table(list(results.values())))
+    if not args.train_only:
+        print(table(list(results.values())))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,11 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
   --split val|wide ... --export`)
 - ssah_benign_seeds: benchmarks/results/ssah_benign_seeds.json (`ssah_benign.py --export ...` after the positive
   control's seeds 1 and 2 and the 400-triple vanilla model's grid)
+- attacks_raw50 / attacks_raw50_vs_more: half the prefix rows raw, seed 0, against the quarter and against none
+  (`attacks_table.py --recipe raw50 --report --against raw|more --seeds 0 --export ...`)
+- attacks_raw3: the quarter against none at seeds 0, 1, 2 (`attacks_table.py --recipe raw --report --against more
+  --export ...`)
+- ssah_benign_all_seeds: benchmarks/results/ssah_benign_all_seeds.json (ESU + all CU and its twin at seeds 0, 1, 2)
 
     python benchmarks/results_blocks.py          # rewrite every block
     python benchmarks/results_blocks.py --check  # exit 1 when a block differs from its file (tests run this)
@@ -227,6 +232,7 @@ ssah_benign_more_block = ssah_benign("ssah_benign_more.json")
 ssah_benign_controls_block = ssah_benign("ssah_benign_controls.json")
 ssah_benign_vanilla_block = ssah_benign("ssah_benign_vanilla.json")
 ssah_benign_seeds_block = ssah_benign("ssah_benign_seeds.json")
+ssah_benign_all_seeds_block = ssah_benign("ssah_benign_all_seeds.json")
 
 
 def exported_table(name: str, command: str):
@@ -246,6 +252,9 @@ def attacks_table(name: str, args: str):
 attacks_block = attacks_table("attacks_table.json", "--static --search --report")
 attacks_more_block = attacks_table("attacks_table_more.json", "--more --static --report")
 attacks_raw_block = attacks_table("attacks_raw.json", "--recipe raw --static --report --against more")
+attacks_raw50_block = attacks_table("attacks_raw50.json", "--recipe raw50 --report --against raw --seeds 0")
+attacks_raw50_vs_more_block = attacks_table("attacks_raw50_vs_more.json", "--recipe raw50 --report --against more")
+attacks_raw3_block = attacks_table("attacks_raw3.json", "--recipe raw --report --against more")
 
 
 def units_overlap_block() -> str:
@@ -300,7 +309,9 @@ BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "split
           "attacks_more": attacks_more_block, "attacks_raw": attacks_raw_block,
           "derta_raw_val": recipe_table("derta_raw_val.json", "--split val --arms ... -more-raw25 --pairs ..."),
           "derta_raw_wide": recipe_table("derta_raw_wide.json", "--split wide --archive ... --arms ... -more-raw25"),
-          "ssah_benign_seeds": ssah_benign_seeds_block,
+          "ssah_benign_seeds": ssah_benign_seeds_block, "ssah_benign_all_seeds": ssah_benign_all_seeds_block,
+          "attacks_raw50": attacks_raw50_block, "attacks_raw50_vs_more": attacks_raw50_vs_more_block,
+          "attacks_raw3": attacks_raw3_block,
           "attacks": attacks_block, "ssah_benign": ssah_benign_block, "ssah_benign_more": ssah_benign_more_block,
           "ssah_benign_controls": ssah_benign_controls_block, "ssah_benign_vanilla": ssah_benign_vanilla_block}
 PATTERN = re.compile(r"(<!-- results:(\w+) -->\n)(.*?)(<!-- /results:\2 -->)", re.S)
