@@ -223,6 +223,12 @@ def ssah_benign(name: str):
             out += [f"Defenses on the {aligned}-aligned model:", "", table, ""]
             if g.get("seed0_table") and g["seed0_table"] != g["table"]:
                 out += [g["seed0_table"].replace("# ", "### ", 1), ""]
+            if g.get("ppl_by_seed"):
+                fmt = lambda xs: " / ".join("-" if x is None else f"x{x:.2f}" for x in xs)  # noqa: E731
+                out += ["Perplexity against the un-attacked model, per seed (0 / 1 / 2; - where the seed lacks the "
+                        "cell):", "", "| cell | task ppl | utility ppl |", "|---|---|---|"]
+                out += [f"| {c} | {fmt(p['task'])} | {fmt(p['utility'])} |" for c, p in g["ppl_by_seed"].items()]
+                out += [""]
         return "\n".join(out) + f"\n(`{r['command']}`, {r['measured']}, {r['machine']})"
     return block
 

@@ -12,7 +12,7 @@ Stages (each resumable; `safekeel tamper` reuses what is done under --out; seeds
     python benchmarks/ssah_benign.py --gate           # no defense, lr 2e-5 and 5e-5: does the attack bite?
     python benchmarks/ssah_benign.py --units          # SSAH scores + classes on the aligned model
     python benchmarks/ssah_benign.py --grid --n-eval 160 --seeds 0 1 2 --defenses none ssah random   # paired
-    python benchmarks/ssah_benign.py --grid --n-eval 160 --seeds 0 --defenses ssah_all random_all    # one seed
+    python benchmarks/ssah_benign.py --grid --n-eval 160 --seeds 0 1 2 --defenses none ssah_all random_all
     python benchmarks/ssah_benign.py --grid --n-eval 160 --seeds 0 --defenses none constrained top_safety lora
     python benchmarks/ssah_benign.py --export benchmarks/results/ssah_benign.json
 """
@@ -134,6 +134,23 @@ def partial_grid(seed_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def ppl_by_seed(grid: Path) -> dict:
+    """{cell: {"task": [x per seed], "utility": [...]}}: both perplexity ratios to the un-attacked model, every seed
+    that has the cell (None where it does not), so "the task is still learnt" is read per seed."""
+    seeds = sorted(d for d in grid.glob("seed-*") if (d / "eval" / "reference" / "task_ppl.json").exists())
+    out: dict = {}
+    for i, seed_dir in enumerate(seeds):
+        ev = seed_dir / "eval"
+        ref = {k: json.loads((ev / "reference" / f"{k}_ppl.json").read_text())["ppl"] for k in ("task", "utility")}
+        for d in sorted(ev.iterdir()):
+            if d.name == "reference" or not (d / "task_ppl.json").exists():
+                continue
+            cell = out.setdefault(d.name, {k: [None] * len(seeds) for k in ref})
+            for k, v in ref.items():
+                cell[k][i] = round(json.loads((d / f"{k}_ppl.json").read_text())["ppl"] / v, 2)
+    return out
+
+
 def grid_gate(grid: Path) -> str:
     """Does the attack bite? Every finished no-defense cell of every seed against its un-attacked reference."""
     lines = ["| cell | seed | refusal (keyword) vs un-attacked, points | ASR (harm-clf) vs un-attacked | utility ppl | "
@@ -200,6 +217,7 @@ def main() -> None:
                                        "rows)\n\n" + partial_grid(out / f"{aligned}-grid" / "seed-0"))
                 grid.setdefault("table", grid["seed0_table"])
             if grid:
+                grid["ppl_by_seed"] = ppl_by_seed(out / f"{aligned}-grid")
                 data["grid"][aligned] = grid
         write_json(Path(args.export), data)
         print(json.dumps({k: v["table"] for k, v in data["gate"].items()}, indent=1))
