@@ -225,9 +225,10 @@ def ssah_benign(name: str):
                 out += [g["seed0_table"].replace("# ", "### ", 1), ""]
             if g.get("ppl_by_seed"):
                 fmt = lambda xs: " / ".join("-" if x is None else f"x{x:.2f}" for x in xs)  # noqa: E731
-                out += ["Perplexity against the un-attacked model, per seed (0 / 1 / 2; - where the seed lacks the "
-                        "cell):", "", "| cell | task ppl | utility ppl |", "|---|---|---|"]
-                out += [f"| {c} | {fmt(p['task'])} | {fmt(p['utility'])} |" for c, p in g["ppl_by_seed"].items()]
+                pp = g["ppl_by_seed"]
+                out += [f"Perplexity against the un-attacked model, per seed ({' / '.join(map(str, pp['seeds']))}; "
+                        "- where the seed lacks the cell):", "", "| cell | task ppl | utility ppl |", "|---|---|---|"]
+                out += [f"| {c} | {fmt(p['task'])} | {fmt(p['utility'])} |" for c, p in pp["cells"].items()]
                 out += [""]
         return "\n".join(out) + f"\n(`{r['command']}`, {r['measured']}, {r['machine']})"
     return block

@@ -135,17 +135,18 @@ def partial_grid(seed_dir: Path) -> str:
 
 
 def ppl_by_seed(grid: Path) -> dict:
-    """{cell: {"task": [x per seed], "utility": [...]}}: both perplexity ratios to the un-attacked model, every seed
+    """{"seeds": [...], "cells": {cell: {"task": [x per seed], "utility": [...]}}}: both perplexity ratios to the un-attacked model, every seed
     that has the cell (None where it does not), so "the task is still learnt" is read per seed."""
-    seeds = sorted(d for d in grid.glob("seed-*") if (d / "eval" / "reference" / "task_ppl.json").exists())
-    out: dict = {}
+    seeds = sorted((d for d in grid.glob("seed-*") if (d / "eval" / "reference" / "task_ppl.json").exists()),
+                   key=lambda d: int(d.name.split("-")[1]))
+    out: dict = {"seeds": [int(d.name.split("-")[1]) for d in seeds], "cells": {}}
     for i, seed_dir in enumerate(seeds):
         ev = seed_dir / "eval"
         ref = {k: json.loads((ev / "reference" / f"{k}_ppl.json").read_text())["ppl"] for k in ("task", "utility")}
         for d in sorted(ev.iterdir()):
             if d.name == "reference" or not (d / "task_ppl.json").exists():
                 continue
-            cell = out.setdefault(d.name, {k: [None] * len(seeds) for k in ref})
+            cell = out["cells"].setdefault(d.name, {k: [None] * len(seeds) for k in ref})
             for k, v in ref.items():
                 cell[k][i] = round(json.loads((d / f"{k}_ppl.json").read_text())["ppl"] / v, 2)
     return out
