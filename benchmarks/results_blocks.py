@@ -43,6 +43,8 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
   (`attacks_table.py --recipe raw50 --report --against raw|more --seeds 0 --export ...`)
 - attacks_raw3: the quarter against none at seeds 0, 1, 2 (`attacks_table.py --recipe raw --report --against more
   --export ...`)
+- attacks_more240: the `-more` DeRTa against vanilla, both at seeds 0, 1, 2, completion on 240 behaviors
+  (`attacks_table.py --more --report --export ...`)
 - ssah_benign_all_seeds: benchmarks/results/ssah_benign_all_seeds.json (ESU + all CU and its twin at seeds 0, 1, 2)
 
     python benchmarks/results_blocks.py          # rewrite every block
@@ -262,6 +264,7 @@ attacks_raw_block = attacks_table("attacks_raw.json", "--recipe raw --static --r
 attacks_raw50_block = attacks_table("attacks_raw50.json", "--recipe raw50 --report --against raw --seeds 0")
 attacks_raw50_vs_more_block = attacks_table("attacks_raw50_vs_more.json", "--recipe raw50 --report --against more")
 attacks_raw3_block = attacks_table("attacks_raw3.json", "--recipe raw --report --against more")
+attacks_more240_block = attacks_table("attacks_more240.json", "--more --report")
 
 
 def units_overlap_block() -> str:
@@ -318,7 +321,7 @@ BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "split
           "derta_raw_wide": recipe_table("derta_raw_wide.json", "--split wide --archive ... --arms ... -more-raw25"),
           "ssah_benign_seeds": ssah_benign_seeds_block, "ssah_benign_all_seeds": ssah_benign_all_seeds_block,
           "attacks_raw50": attacks_raw50_block, "attacks_raw50_vs_more": attacks_raw50_vs_more_block,
-          "attacks_raw3": attacks_raw3_block,
+          "attacks_raw3": attacks_raw3_block, "attacks_more240": attacks_more240_block,
           "attacks": attacks_block, "ssah_benign": ssah_benign_block, "ssah_benign_more": ssah_benign_more_block,
           "ssah_benign_controls": ssah_benign_controls_block, "ssah_benign_vanilla": ssah_benign_vanilla_block}
 PATTERN = re.compile(r"(<!-- results:(\w+) -->\n)(.*?)(<!-- /results:\2 -->)", re.S)
