@@ -133,7 +133,7 @@ ARMS = {
     # (`raw_prefix_fraction`), so " I" after harmful text goes on as a refusal there too; same rows, steps and seed
     "derta-r1-lr10-mid-z33-more-raw25": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
                                          "zero": 1 / 3, "more": True, "steps": 160, "raw": 0.25},
-    # the next dose, set before raw25's held-out numbers were read as a target: does collapse keep falling with F?
+    # the one other dose tried (eleventh session): does collapse keep falling with F? Nothing is chosen from it
     "derta-r1-lr10-mid-z33-more-raw50": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
                                          "zero": 1 / 3, "more": True, "steps": 160, "raw": 0.5},
     # over-refusal, second lever (sixth session): half the safety share per step. On the test split the own4 DeRTa

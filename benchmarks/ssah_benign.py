@@ -135,8 +135,8 @@ def partial_grid(seed_dir: Path) -> str:
 
 
 def ppl_by_seed(grid: Path) -> dict:
-    """{"seeds": [...], "cells": {cell: {"task": [x per seed], "utility": [...]}}}: both perplexity ratios to the un-attacked model, every seed
-    that has the cell (None where it does not), so "the task is still learnt" is read per seed."""
+    """{"seeds": [...], "cells": {cell: {"task": [x per seed], "utility": [...]}}}: both perplexity ratios to the
+    un-attacked model at every seed that has the cell (None where not), so "the task is still learnt" is read per seed."""
     seeds = sorted((d for d in grid.glob("seed-*") if (d / "eval" / "reference" / "task_ppl.json").exists()),
                    key=lambda d: int(d.name.split("-")[1]))
     out: dict = {"seeds": [int(d.name.split("-")[1]) for d in seeds], "cells": {}}
