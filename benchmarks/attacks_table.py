@@ -140,9 +140,8 @@ def rates(runs: list[Path]) -> dict[str, dict]:
             per.setdefault(a, {"asr": [], "refusal": []})["refusal"].append(1 - m["rate"])
     return {a: {"asr": sum(m["asr"]) / len(m["asr"]), "asr_range": (min(m["asr"]), max(m["asr"])),
                 "refusal": sum(m["refusal"]) / len(m["refusal"]), "n": m["n"], "seeds": len(m["asr"]),
-                "collapse": counts.get(a, Counter())["collapse"],
-                "unsafe_collapse": counts.get(a, Counter())["unsafe_collapse"], "answers": counts.get(a, Counter())["n"],
-                "echo": counts.get(a, Counter())["echo"], "echo_collapse": counts.get(a, Counter())["echo_collapse"]}
+                "answers": counts.get(a, Counter())["n"],
+                **{k: counts.get(a, Counter())[k] for k in ("collapse", "unsafe_collapse", "echo", "echo_collapse")}}
             for a, m in per.items()}
 
 
@@ -226,16 +225,21 @@ def against(out: Path, other: Path, other_arm: str) -> tuple[str, dict]:
     res = next(iter(compare([mine], theirs, n_boot=2000)["runs"].values()))
     r, o = rates(mine), rates(theirs)
 
-    def collapsed(runs: list[Path], attack: str) -> dict:  # {(behavior, seed): the answer collapsed}
-        return {(row["behavior_id"], d.name): repeats(row["response"], REFUSAL_TOKEN)
-                for d in runs for row in load_run(d)[0] if row["attack"] == attack}
+    def collapsed(runs: list[Path]) -> dict[str, dict]:  # {attack: {(behavior, seed): the answer collapsed}}
+        out: dict[str, dict] = {}
+        for d in runs:
+            for row in load_run(d)[0]:
+                out.setdefault(row["attack"], {})[row["behavior_id"], d.name] = repeats(row["response"], REFUSAL_TOKEN)
+        return out
+
+    mine_flags, their_flags = collapsed(mine), collapsed(theirs)  # each run read once, not once per attack
 
     lines = [f"| attack | n x seeds | refusal (keyword): `{ARMS['derta']}` - `{other_arm}` | ASR (harm-clf) | "
              f'collapse | refusal, each | collapsed (of them unsafe), each | open with "{ECHO}" (of them collapsed), '
              'each |', "|---|---|---|---|---|---|---|---|"]
     col = {}
     for a in [a for a in STATIC if a in r and a in o]:
-        col[a] = paired_difference(collapsed(theirs, a), collapsed(mine, a))
+        col[a] = paired_difference(their_flags[a], mine_flags[a])
         lines.append(f"| {a} | {r[a]['n']} x {r[a]['seeds']} | {diff_text(res['refusal'].get(a))} | "
                      f"{diff_text(res['asr'].get(a))} | {diff_text(col[a])} | "
                      f"{100 * r[a]['refusal']:.0f}% / {100 * o[a]['refusal']:.0f}% | "

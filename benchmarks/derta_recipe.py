@@ -633,7 +633,7 @@ def main() -> None:
         data["wide"] = wide_set(out, args)
         print(f"wide set: {len(data['wide']['behaviors'])} behaviors, real harmful prefixes "
               f"{data['wide']['prefix_counts']}", flush=True)
-    judge = HarmClfJudge()
+    judge = None if args.train_only else HarmClfJudge()  # --train-only evaluates nothing: no judge to load
     summary_path = out / f"summary-{args.split}.json"
     results: dict = {}
     # seeds outer, arms inner: every arm's first seed is done before any arm's second

@@ -262,7 +262,7 @@ attacks_block = attacks_table("attacks_table.json", "--static --search --report"
 attacks_more_block = attacks_table("attacks_table_more.json", "--more --static --report")
 attacks_raw_block = attacks_table("attacks_raw.json", "--recipe raw --static --report --against more")
 attacks_raw50_block = attacks_table("attacks_raw50.json", "--recipe raw50 --report --against raw --seeds 0")
-attacks_raw50_vs_more_block = attacks_table("attacks_raw50_vs_more.json", "--recipe raw50 --report --against more")
+attacks_raw50_vs_more_block = attacks_table("attacks_raw50_vs_more.json", "--recipe raw50 --report --against more --seeds 0")
 attacks_raw3_block = attacks_table("attacks_raw3.json", "--recipe raw --report --against more")
 attacks_more240_block = attacks_table("attacks_more240.json", "--more --report")
 

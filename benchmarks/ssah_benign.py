@@ -106,6 +106,11 @@ def gate_table(out: Path) -> str:
     return "\n".join(lines)
 
 
+def ppl(d: Path, kind: str) -> float:
+    """The `kind` ("task" or "utility") perplexity a tamper eval dir wrote."""
+    return json.loads((d / f"{kind}_ppl.json").read_text())["ppl"]
+
+
 def partial_grid(seed_dir: Path) -> str:
     """The finished cells of one grid seed (the grid resumes across sessions): each against the un-attacked model and
     against no defense, paired on the same behaviors."""
@@ -114,8 +119,7 @@ def partial_grid(seed_dir: Path) -> str:
     defense = lambda d: d.name.split("-benign")[0]  # noqa: E731  cells are named DEFENSE-benignN-lrLR
     cells = sorted((d for d in ev.iterdir() if d.name != "reference" and (d / "task_ppl.json").exists()),
                    key=lambda d: (d.name.split("-lr")[-1], GRID.index(defense(d))))
-    ref_task = json.loads((ref / "task_ppl.json").read_text())["ppl"]
-    ref_util = json.loads((ref / "utility_ppl.json").read_text())["ppl"]
+    ref_task, ref_util = ppl(ref, "task"), ppl(ref, "utility")
     lines = ["| cell | refusal (keyword) vs un-attacked | vs no defense | vs its random twin | ASR (harm-clf) vs "
              "un-attacked | vs no defense | utility ppl | task ppl |", "|---|---|---|---|---|---|---|---|"]
     for d in cells:
@@ -126,8 +130,7 @@ def partial_grid(seed_dir: Path) -> str:
         twin = ev / d.name.replace(defense(d), TWIN_OF.get(defense(d), "-"), 1)
         vs_twin = next(iter(compare([d], twin)["runs"].values())) if (twin / "summary.json").exists() else None
         pick = lambda r, m: diff_text(r[m].get("all attacks")) if r else "–"  # noqa: E731
-        task = json.loads((d / "task_ppl.json").read_text())["ppl"] / ref_task
-        util = json.loads((d / "utility_ppl.json").read_text())["ppl"] / ref_util
+        task, util = ppl(d, "task") / ref_task, ppl(d, "utility") / ref_util
         lines.append(f"| {d.name} | {pick(vs_ref, 'refusal')} | {pick(vs_none, 'refusal')} | "
                      f"{pick(vs_twin, 'refusal')} | {pick(vs_ref, 'asr')} | "
                      f"{pick(vs_none, 'asr')} | x{util:.2f} | x{task:.2f} |")
@@ -137,18 +140,19 @@ def partial_grid(seed_dir: Path) -> str:
 def ppl_by_seed(grid: Path) -> dict:
     """{"seeds": [...], "cells": {cell: {"task": [x per seed], "utility": [...]}}}: both perplexity ratios to the
     un-attacked model at every seed that has the cell (None where not), so "the task is still learnt" is read per seed."""
-    seeds = sorted((d for d in grid.glob("seed-*") if (d / "eval" / "reference" / "task_ppl.json").exists()),
-                   key=lambda d: int(d.name.split("-")[1]))
-    out: dict = {"seeds": [int(d.name.split("-")[1]) for d in seeds], "cells": {}}
+    number = {d: int(d.name.split("-")[1]) for d in grid.glob("seed-*")
+              if (d / "eval" / "reference" / "task_ppl.json").exists()}
+    seeds = sorted(number, key=number.get)
+    out: dict = {"seeds": [number[d] for d in seeds], "cells": {}}
     for i, seed_dir in enumerate(seeds):
         ev = seed_dir / "eval"
-        ref = {k: json.loads((ev / "reference" / f"{k}_ppl.json").read_text())["ppl"] for k in ("task", "utility")}
+        ref = {k: ppl(ev / "reference", k) for k in ("task", "utility")}
         for d in sorted(ev.iterdir()):
             if d.name == "reference" or not (d / "task_ppl.json").exists():
                 continue
             cell = out["cells"].setdefault(d.name, {k: [None] * len(seeds) for k in ref})
             for k, v in ref.items():
-                cell[k][i] = round(json.loads((d / f"{k}_ppl.json").read_text())["ppl"] / v, 2)
+                cell[k][i] = round(ppl(d, k) / v, 2)
     return out
 
 
@@ -161,12 +165,12 @@ def grid_gate(grid: Path) -> str:
         ref = ev / "reference"
         if not (ref / "task_ppl.json").exists():
             continue
-        ppl = {k: json.loads((ref / f"{k}_ppl.json").read_text())["ppl"] for k in ("utility", "task")}
+        ref_ppl = {k: ppl(ref, k) for k in ("utility", "task")}
         for d in sorted(ev.glob("none-*")):
             if not (d / "task_ppl.json").exists():
                 continue
             r = next(iter(compare([d], ref)["runs"].values()))
-            x = {k: json.loads((d / f"{k}_ppl.json").read_text())["ppl"] / v for k, v in ppl.items()}
+            x = {k: ppl(d, k) / v for k, v in ref_ppl.items()}
             lines.append(f"| {d.name} | {seed_dir.name.split('-')[1]} | {diff_text(r['refusal'].get('all attacks'))} "
                          f"| {diff_text(r['asr'].get('all attacks'))} | x{x['utility']:.2f} | x{x['task']:.2f} |")
     return "\n".join(lines)
