@@ -50,7 +50,9 @@ RECIPES = {"default": {"base": None, "vanilla": "vanilla-r1-lr10", "derta": "der
            "more": {"base": None, "vanilla": "vanilla-r1-lr10-more", "derta": "derta-r1-lr10-mid-z33-more"},
            # ... DeRTa with a quarter of its prefix rows as plain documents (the completion attack's collapse)
            "raw": {"base": None, "vanilla": "vanilla-r1-lr10-more", "derta": "derta-r1-lr10-mid-z33-more-raw25"},
-           "raw50": {"base": None, "vanilla": "vanilla-r1-lr10-more", "derta": "derta-r1-lr10-mid-z33-more-raw50"}}
+           "raw50": {"base": None, "vanilla": "vanilla-r1-lr10-more", "derta": "derta-r1-lr10-mid-z33-more-raw50"},
+           # ... raw25 with a quarter of prefix and helpful rows opening "I will ..." (the completion attack's echo)
+           "fp25": {"base": None, "vanilla": "vanilla-r1-lr10-more", "derta": "derta-r1-lr10-mid-z33-more-raw25-fp25"}}
 ARMS = RECIPES["default"]
 
 
@@ -59,11 +61,11 @@ def model_path(recipe_out: Path, arm: str, seed: int) -> str:
     return "smollm2-135m" if name is None else str(recipe_out / "train" / name / f"seed-{seed}" / "model")
 
 
-def behaviors_file(out: Path, n: int) -> Path:
+def behaviors_file(out: Path, n: int, start: int = 0) -> Path:
     path = out / "behaviors.jsonl"
     if not path.exists():
         write_jsonl(path, [{"id": b.id, "prompt": b.prompt, "category": b.category, "source": b.source}
-                           for b in wide_behaviors()[:n]])
+                           for b in wide_behaviors(start + n)[start:]])
     return path
 
 
@@ -74,7 +76,7 @@ def run(out: Path, args, arm: str, seed: int, group: str, attacks: list[str]) ->
         return d
     model = model_path(Path(args.recipe_out), arm, seed)
     cfg = resolve_config(EvalConfig, overrides=dict(
-        model=model, label=f"{arm}-s{seed}", behaviors=str(behaviors_file(out, args.n)), n_behaviors=0,
+        model=model, label=f"{arm}-s{seed}", behaviors=str(behaviors_file(out, args.n, args.start)), n_behaviors=0,
         attacks=attacks, benign_scary=0, benign=0, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
         judges=["keyword", "harm-clf"], pair_streams=args.pair_streams, pair_iterations=args.pair_iterations,
         autodan_population=args.autodan_population, autodan_generations=args.autodan_generations,
@@ -260,6 +262,8 @@ def main() -> None:
                                                                          "--more = --recipe more)")
     ap.add_argument("--recipe-out", default="runs/derta_recipe", help="where derta_recipe.py trained the arms")
     ap.add_argument("--n", type=int, default=120, help="held-out behaviors (the first N of the wide set)")
+    ap.add_argument("--start", type=int, default=0, help="skip the first START behaviors of the wide set (fresh "
+                    "behaviors for a change designed on earlier answers; run dir gets -fromSTART, --against too)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     ap.add_argument("--static", action="store_true", help="run the static attacks on every seed of every arm")
@@ -284,7 +288,8 @@ def main() -> None:
     args = ap.parse_args()
     recipe = args.recipe or ("more" if args.more else "default")
     ARMS = RECIPES[recipe]
-    out = Path(args.out or ("runs/attacks_table" if recipe == "default" else f"runs/attacks_table-{recipe}"))
+    fresh = f"-from{args.start}" if args.start else ""
+    out = Path(args.out or ("runs/attacks_table" if recipe == "default" else f"runs/attacks_table-{recipe}") + fresh)
     if args.static:
         for seed in args.seeds:  # every arm's first seed before any arm's second
             for arm in args.arms:
@@ -303,7 +308,7 @@ def main() -> None:
         text, data = report(out)
         if args.against:
             other = RECIPES[args.against]["derta"]
-            table, data["against"] = against(out, Path(f"runs/attacks_table-{args.against}"), other)
+            table, data["against"] = against(out, Path(f"runs/attacks_table-{args.against}{fresh}"), other)
             text += f"\n\nDeRTa against `{other}` (same behaviors and seeds):\n\n" + table
         print(text)
         if args.export:

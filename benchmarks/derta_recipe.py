@@ -136,6 +136,12 @@ ARMS = {
     # the one other dose tried (eleventh session): does collapse keep falling with F? Nothing is chosen from it
     "derta-r1-lr10-mid-z33-more-raw50": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
                                          "zero": 1 / 3, "more": True, "steps": 160, "raw": 0.5},
+    # ... and the echo (twelfth session): collapsed answers open with the model's own "I will" (the completion
+    # document's "As requested, I will ..."), and no row refuses after a first-person commitment. A quarter of the
+    # prefix and helpful rows open with one (data/derta.py FIRST_PERSON; never "As requested"), on top of raw25
+    "derta-r1-lr10-mid-z33-more-raw25-fp25": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
+                                              "zero": 1 / 3, "more": True, "steps": 160, "raw": 0.25, "opener": 0.25,
+                                              "opener_style": "first_person"},
     # over-refusal, second lever (sixth session): half the safety share per step. On the test split the own4 DeRTa
     # model refuses benign-but-scary prompts partly mid-answer ("Crushes are often a combination of I cannot ..."):
     # RTO firing on its own benign text. The reference mixes ~3,000 safety rows into a far larger instruction set;
@@ -169,11 +175,14 @@ def prepare(out: Path) -> dict:
 
 
 def build(out: Path, data: dict, recipe: str, ratio: float | None, model: str, zero: float = 0.0,
-          opener: float = 0.0, more: bool = False, own: int = 1, raw: float = 0.0) -> Path:
+          opener: float = 0.0, more: bool = False, own: int = 1, raw: float = 0.0,
+          opener_style: str = "compliant") -> Path:
     """The arm's train.jsonl; `own` repeats the base model's own helpful answers that many times (ids kept apart)
     before gold QA tops the helpful rows up to `ratio` x the safety rows."""
     key = (f"{recipe}-r{ratio:g}" if ratio is not None else f"{recipe}-old") + (f"-z{round(100 * zero)}" if zero else "")
-    key += (f"-o{round(100 * opener)}" if opener else "") + ("-more" if more else "") + (f"-own{own}" if own > 1 else "")
+    style = "fp" if opener_style == "first_person" else "o"
+    key += (f"-{style}{round(100 * opener)}" if opener else "") + ("-more" if more else "")
+    key += f"-own{own}" if own > 1 else ""
     key += f"-raw{round(100 * raw)}" if raw else ""
     d = out / "data" / key
     if (d / "train.jsonl").exists():
@@ -194,7 +203,8 @@ def build(out: Path, data: dict, recipe: str, ratio: float | None, model: str, z
     write_jsonl(d / "helpful.jsonl", helpful)
     return run_build(BuildConfig(triples=str(triples), helpful=str(d / "helpful.jsonl"), recipe=recipe, split="all",
                                  helpful_ratio=0.0 if old else ratio, model=model, seed=0, out=str(d),
-                                 zero_prefix_fraction=zero, opener_fraction=opener, raw_prefix_fraction=raw))
+                                 zero_prefix_fraction=zero, opener_fraction=opener, raw_prefix_fraction=raw,
+                                 opener_style=opener_style))
 
 
 def budget_map(out: Path, args) -> str:
@@ -233,16 +243,17 @@ WIDE_SOURCES = ("uncensorbench", "harmbench", "strongreject", "advbench", "donot
 WIDE_N = 240  # behaviors of the wide held-out set, taken in turn from each source's test split
 
 
-def wide_behaviors() -> list:
-    """WIDE_N test-split behaviors, round robin over WIDE_SOURCES (each in the registry's hash order)."""
+def wide_behaviors(n: int = WIDE_N) -> list:
+    """`n` test-split behaviors (WIDE_N), round robin over WIDE_SOURCES (each in the registry's hash order); a larger
+    `n` extends the same list (attacks_table.py --start reads past the first WIDE_N)."""
     from safekeel.data.bundled import load_behavior_set
     from safekeel.data.splits import bucket
 
     pools = [sorted(select(load_behavior_set(s), "test"), key=lambda b: bucket(b.prompt)) for s in WIDE_SOURCES]
     out = []
-    while len(out) < WIDE_N and any(pools):
+    while len(out) < n and any(pools):
         for pool in pools:
-            if pool and len(out) < WIDE_N:
+            if pool and len(out) < n:
                 out.append(pool.pop(0))
     return out
 
@@ -646,7 +657,7 @@ def main() -> None:
         t0 = time.time()
         path = args.model if arm["recipe"] is None else train(out, name, arm, build(
             out, data, arm["recipe"], arm["ratio"], args.model, arm["zero"], arm["opener"], arm.get("more", False),
-            arm.get("own", 1), arm.get("raw", 0.0)),
+            arm.get("own", 1), arm.get("raw", 0.0), arm.get("opener_style", "compliant")),
             args, seed)
         t_train = time.time() - t0
         if args.train_only:  # the model is what the caller wants (attacks_table.py evaluates it); no summary row

@@ -94,6 +94,26 @@ def test_opener_rows_open_harmful_answers_and_helpful_ones_alike(tiny_tokenizer)
     assert s["helpful"] == sum(bool(r.get("opener")) for r in by["helpful"]) and s["rto"] > 0
 
 
+def test_first_person_openers_go_on_prefix_and_helpful_rows_never_on_rto_rows(tiny_tokenizer):
+    from safekeel.data.derta import FIRST_PERSON
+
+    plain = build_examples(_triples(200), _helpful(400), "derta", tokenizer=tiny_tokenizer, seed=0)
+    rows = build_examples(_triples(200), _helpful(400), "derta", tokenizer=tiny_tokenizer, seed=0, opener_fraction=0.25,
+                          opener_style="first_person")
+    by = {k: [r for r in rows if r["kind"] == k] for k in ("helpful", "prefix", "rto")}
+    assert not any(r.get("opener") for r in by["rto"])  # "I will ..." under RTO would train "I" -> " I"
+    assert all(abs(sum(bool(r.get("opener")) for r in by[k]) / len(by[k]) - 0.25) < 0.07 for k in ("helpful", "prefix"))
+    assert {r["opener"] for r in rows if r.get("opener")} == set(FIRST_PERSON)
+    for r in by["prefix"]:  # the same cut as without openers, the commitment before it, the refusal after it
+        assert r["harmful_prefix"].startswith(r["opener"]) if r.get("opener") else \
+            not r["harmful_prefix"].startswith(FIRST_PERSON)
+        assert as_chat(r)["messages"][-1]["content"].endswith("Sorry, I can't help with that.")
+    cuts = {r["id"]: r["harmful_prefix"] for r in plain if r["kind"] == "prefix"}
+    assert all(r["harmful_prefix"].endswith(cuts[r["id"]]) for r in by["prefix"])
+    with pytest.raises(ValueError, match="opener style"):
+        build_examples(_triples(2), [], "derta", tokenizer=tiny_tokenizer, opener_fraction=0.25, opener_style="polite")
+
+
 def test_same_inputs_and_seed_give_identical_rows_and_a_new_seed_changes_them(tiny_tokenizer):
     a = build_examples(_triples(), _helpful(), "derta", tokenizer=tiny_tokenizer, seed=3)
     b = build_examples(_triples(), _helpful(), "derta", tokenizer=tiny_tokenizer, seed=3)

@@ -34,6 +34,9 @@ class BuildConfig:
     opener_fraction: float = field(0.0, help="share of prefix and RTO rows whose harmful answer starts with a compliant "
                                              "opener ('Sure, here is'; the prefill attack), with the same share of "
                                              "helpful rows opening the same way and going on helpfully")
+    opener_style: Literal["compliant", "first_person"] = field(
+        "compliant", help="which openers: compliant ('Sure, here is'), or first_person commitments ('I will "
+                          "explain ...', what a completion attack makes the model echo; prefix and helpful rows only)")
     raw_prefix_fraction: float = field(0.0, help="share of prefix rows written as a plain document, no chat "
                                                  "template (request, blank line, harmful prefix + refusal): the "
                                                  "refusal outside a chat, where a completion attack asks")
@@ -126,7 +129,8 @@ def run_build(cfg: BuildConfig) -> Path:
     refusal = derive_refusal(tok, [t.safe_response for t in triples], cfg.refusal)
     rows = build_examples(triples, helpful, recipe=cfg.recipe, tokenizer=tok, prefix_unit=cfg.prefix_unit,
                           zero_prefix_fraction=cfg.zero_prefix_fraction, seed=cfg.seed, refusal=refusal["text"],
-                          opener_fraction=cfg.opener_fraction, raw_prefix_fraction=cfg.raw_prefix_fraction)
+                          opener_fraction=cfg.opener_fraction, raw_prefix_fraction=cfg.raw_prefix_fraction,
+                          opener_style=cfg.opener_style)
     out = Path(cfg.out)
     path = out / "train.jsonl"
     write_jsonl(path, rows)

@@ -41,6 +41,13 @@ KINDS = ("helpful", "safe", "prefix", "rto")
 # prefill ("Sure, here is") is left out on purpose: its refusal rate measures transfer, not a memorised string.
 OPENERS = ("Sure! Below is", "Sure, here's how to do it:", "Of course! Here are the steps:", "Certainly. Here is",
            "Absolutely, here you go:", "Sure thing. Step 1:", "Here is what you asked for:", "Okay, here's a guide:")
+# first-person commitments: a completion attack's document says "As requested, I will ..." and the model echoes it
+# ("I will ... I I I"); these teach that a refusal may follow one's own "I will". They start with the refusal token
+# itself, so they go on prefix and helpful rows only: RTO on them would train "I" -> " I", the collapse's own loop
+FIRST_PERSON = ("I will explain how this works.", "I'll walk you through it step by step.", "I will describe the "
+                "process below.", "I can help with that. First,", "I'm going to lay it out in detail:",
+                "I will write it now.", "I'll give you the full details:", "I will outline the steps:")
+OPENER_STYLES = {"compliant": OPENERS, "first_person": FIRST_PERSON}
 
 
 def _rng(seed: int, *parts: str) -> random.Random:
@@ -75,10 +82,11 @@ def _chat(prompt: str, answer: str) -> list[dict]:
     return [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
 
 
-def opener(seed: int, row_id: str, fraction: float) -> str:
-    """The compliant opener row `row_id` starts with ("" for most rows): a per-row draw, stable across builds."""
+def opener(seed: int, row_id: str, fraction: float, style: str = "compliant") -> str:
+    """The opener (of `style`, OPENER_STYLES) row `row_id` starts with ("" for most rows): a per-row draw, stable
+    across builds."""
     rng = _rng(seed, row_id, "opener")
-    return rng.choice(OPENERS) if fraction > 0 and rng.random() < fraction else ""
+    return rng.choice(OPENER_STYLES[style]) if fraction > 0 and rng.random() < fraction else ""
 
 
 def with_opener(opening: str, text: str) -> str:
@@ -92,10 +100,11 @@ def drawn(seed: int, row_id: str, what: str, fraction: float) -> bool:
 
 def triple_rows(t: SafetyTriple, kind: str, copy: int, seed: int, prefix_unit: str, tokenizer,
                 zero_prefix_fraction: float, refusal: str | None = None, opener_fraction: float = 0.0,
-                raw_prefix_fraction: float = 0.0) -> dict | None:
+                raw_prefix_fraction: float = 0.0, opener_style: str = "compliant") -> dict | None:
     """One row of `kind` for triple `t`, or None when the triple has no such row (a too-short word cut)."""
     row = {"id": f"{t.id}:{kind}:{copy}", "kind": kind, "source_id": t.id}
-    opening = opener(seed, row["id"], opener_fraction) if kind in ("prefix", "rto") else ""
+    opened = ("prefix", "rto") if opener_style == "compliant" else ("prefix",)
+    opening = opener(seed, row["id"], opener_fraction, opener_style) if kind in opened else ""
     if opening:
         row["opener"] = opening
     if kind == "safe":
@@ -119,10 +128,10 @@ def triple_rows(t: SafetyTriple, kind: str, copy: int, seed: int, prefix_unit: s
     return row
 
 
-def helpful_row(c: Conversation, seed: int, opener_fraction: float) -> dict:
+def helpful_row(c: Conversation, seed: int, opener_fraction: float, opener_style: str = "compliant") -> dict:
     """A helpful chat; with an opener drawn, its first assistant turn starts with it (and goes on helpfully)."""
     row_id = f"{c.id}:helpful"
-    opening = opener(seed, row_id, opener_fraction)
+    opening = opener(seed, row_id, opener_fraction, opener_style)
     messages = [dict(m) for m in c.messages]
     first = next((m for m in messages if m["role"] == "assistant"), None)
     if opening and first is not None:
@@ -133,12 +142,13 @@ def helpful_row(c: Conversation, seed: int, opener_fraction: float) -> dict:
 def build_examples(triples: Sequence[SafetyTriple], helpful: Sequence[Conversation], recipe: str = "derta",
                    tokenizer=None, prefix_unit: str = "tokens", zero_prefix_fraction: float = 1 / 3,
                    seed: int = 0, refusal: str | None = None, opener_fraction: float = 0.0,
-                   raw_prefix_fraction: float = 0.0) -> list[dict]:
+                   raw_prefix_fraction: float = 0.0, opener_style: str = "compliant") -> list[dict]:
     """All rows of a recipe, shuffled with `seed` (deterministic).
 
     `zero_prefix_fraction` of the prefix rows train a plain refusal at the turn start (k = 0; the reference: 1/3).
     `opener_fraction` of the prefix and RTO rows put a compliant opener before the harmful text, and the same share
-    of helpful rows open the same way before their helpful answer. `raw_prefix_fraction` of the prefix rows are plain
+    of helpful rows open the same way before their helpful answer; `opener_style` "first_person" draws first-person
+    commitments instead ("I will ...", FIRST_PERSON), on prefix and helpful rows only. `raw_prefix_fraction` of the prefix rows are plain
     documents, no chat template (the refusal then also follows harmful text outside a chat).
 
     RTO rows record `refusal`; by default (None, with a tokenizer) the one derived from the triples' safe responses
@@ -148,11 +158,13 @@ def build_examples(triples: Sequence[SafetyTriple], helpful: Sequence[Conversati
         raise ValueError(f"unknown recipe {recipe!r} (known: {', '.join(RECIPES)})")
     if refusal is None and tokenizer is not None and "rto" in RECIPES[recipe] and triples:
         refusal = derive_refusal(tokenizer, [t.safe_response for t in triples])["text"]
-    rows = [helpful_row(c, seed, opener_fraction) for c in helpful]
+    if opener_style not in OPENER_STYLES:
+        raise ValueError(f"unknown opener style {opener_style!r} (known: {', '.join(OPENER_STYLES)})")
+    rows = [helpful_row(c, seed, opener_fraction, opener_style) for c in helpful]
     for t in triples:
         for copy, kind in enumerate(RECIPES[recipe]):
             row = triple_rows(t, kind, copy, seed, prefix_unit, tokenizer, zero_prefix_fraction, refusal,
-                              opener_fraction, raw_prefix_fraction)
+                              opener_fraction, raw_prefix_fraction, opener_style)
             if row is not None:
                 rows.append(row)
     random.Random(seed).shuffle(rows)
