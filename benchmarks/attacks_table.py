@@ -52,7 +52,10 @@ RECIPES = {"default": {"base": None, "vanilla": "vanilla-r1-lr10", "derta": "der
            "raw": {"base": None, "vanilla": "vanilla-r1-lr10-more", "derta": "derta-r1-lr10-mid-z33-more-raw25"},
            "raw50": {"base": None, "vanilla": "vanilla-r1-lr10-more", "derta": "derta-r1-lr10-mid-z33-more-raw50"},
            # ... raw25 with a quarter of prefix and helpful rows opening "I will ..." (the completion attack's echo)
-           "fp25": {"base": None, "vanilla": "vanilla-r1-lr10-more", "derta": "derta-r1-lr10-mid-z33-more-raw25-fp25"}}
+           "fp25": {"base": None, "vanilla": "vanilla-r1-lr10-more", "derta": "derta-r1-lr10-mid-z33-more-raw25-fp25"},
+           # ... the same prefix rows, no helpful row opening with a commitment
+           "fp25h0": {"base": None, "vanilla": "vanilla-r1-lr10-more",
+                      "derta": "derta-r1-lr10-mid-z33-more-raw25-fp25h0"}}
 ARMS = RECIPES["default"]
 
 

@@ -110,6 +110,10 @@ def test_first_person_openers_go_on_prefix_and_helpful_rows_never_on_rto_rows(ti
         assert as_chat(r)["messages"][-1]["content"].endswith("Sorry, I can't help with that.")
     cuts = {r["id"]: r["harmful_prefix"] for r in plain if r["kind"] == "prefix"}
     assert all(r["harmful_prefix"].endswith(cuts[r["id"]]) for r in by["prefix"])
+    apart = build_examples(_triples(200), _helpful(400), "derta", tokenizer=tiny_tokenizer, seed=0, opener_fraction=0.25,
+                           opener_style="first_person", helpful_opener_fraction=0.0)
+    assert not any(r.get("opener") for r in apart if r["kind"] == "helpful")
+    assert [r for r in apart if r["kind"] == "prefix"] == by["prefix"]  # the helpful share leaves the safety rows be
     with pytest.raises(ValueError, match="opener style"):
         build_examples(_triples(2), [], "derta", tokenizer=tiny_tokenizer, opener_fraction=0.25, opener_style="polite")
 

@@ -37,6 +37,8 @@ class BuildConfig:
     opener_style: Literal["compliant", "first_person"] = field(
         "compliant", help="which openers: compliant ('Sure, here is'), or first_person commitments ('I will "
                           "explain ...', what a completion attack makes the model echo; prefix and helpful rows only)")
+    helpful_opener_fraction: float | None = field(None, help="share of helpful rows that open with an opener (default: "
+                                                            "opener_fraction)")
     raw_prefix_fraction: float = field(0.0, help="share of prefix rows written as a plain document, no chat "
                                                  "template (request, blank line, harmful prefix + refusal): the "
                                                  "refusal outside a chat, where a completion attack asks")
@@ -47,8 +49,8 @@ class BuildConfig:
     out: str = field("runs/data/derta", help="output directory (train.jsonl, stats.json, config.yaml)")
 
     def validate(self) -> None:
-        for name in ("zero_prefix_fraction", "opener_fraction", "raw_prefix_fraction"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
+        for name in ("zero_prefix_fraction", "opener_fraction", "raw_prefix_fraction", "helpful_opener_fraction"):
+            if getattr(self, name) is not None and not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"'{name}' must be in [0, 1]")
         if self.helpful_ratio < 0:
             raise ConfigError("'helpful_ratio' must be >= 0")
@@ -130,7 +132,7 @@ def run_build(cfg: BuildConfig) -> Path:
     rows = build_examples(triples, helpful, recipe=cfg.recipe, tokenizer=tok, prefix_unit=cfg.prefix_unit,
                           zero_prefix_fraction=cfg.zero_prefix_fraction, seed=cfg.seed, refusal=refusal["text"],
                           opener_fraction=cfg.opener_fraction, raw_prefix_fraction=cfg.raw_prefix_fraction,
-                          opener_style=cfg.opener_style)
+                          opener_style=cfg.opener_style, helpful_opener_fraction=cfg.helpful_opener_fraction)
     out = Path(cfg.out)
     path = out / "train.jsonl"
     write_jsonl(path, rows)

@@ -142,13 +142,15 @@ def helpful_row(c: Conversation, seed: int, opener_fraction: float, opener_style
 def build_examples(triples: Sequence[SafetyTriple], helpful: Sequence[Conversation], recipe: str = "derta",
                    tokenizer=None, prefix_unit: str = "tokens", zero_prefix_fraction: float = 1 / 3,
                    seed: int = 0, refusal: str | None = None, opener_fraction: float = 0.0,
-                   raw_prefix_fraction: float = 0.0, opener_style: str = "compliant") -> list[dict]:
+                   raw_prefix_fraction: float = 0.0, opener_style: str = "compliant",
+                   helpful_opener_fraction: float | None = None) -> list[dict]:
     """All rows of a recipe, shuffled with `seed` (deterministic).
 
     `zero_prefix_fraction` of the prefix rows train a plain refusal at the turn start (k = 0; the reference: 1/3).
     `opener_fraction` of the prefix and RTO rows put a compliant opener before the harmful text, and the same share
     of helpful rows open the same way before their helpful answer; `opener_style` "first_person" draws first-person
-    commitments instead ("I will ...", FIRST_PERSON), on prefix and helpful rows only. `raw_prefix_fraction` of the prefix rows are plain
+    commitments instead ("I will ...", FIRST_PERSON), on prefix and helpful rows only. `helpful_opener_fraction`
+    sets the helpful rows' share apart (None: the same share). `raw_prefix_fraction` of the prefix rows are plain
     documents, no chat template (the refusal then also follows harmful text outside a chat).
 
     RTO rows record `refusal`; by default (None, with a tokenizer) the one derived from the triples' safe responses
@@ -160,7 +162,8 @@ def build_examples(triples: Sequence[SafetyTriple], helpful: Sequence[Conversati
         refusal = derive_refusal(tokenizer, [t.safe_response for t in triples])["text"]
     if opener_style not in OPENER_STYLES:
         raise ValueError(f"unknown opener style {opener_style!r} (known: {', '.join(OPENER_STYLES)})")
-    rows = [helpful_row(c, seed, opener_fraction, opener_style) for c in helpful]
+    helpful_share = opener_fraction if helpful_opener_fraction is None else helpful_opener_fraction
+    rows = [helpful_row(c, seed, helpful_share, opener_style) for c in helpful]
     for t in triples:
         for copy, kind in enumerate(RECIPES[recipe]):
             row = triple_rows(t, kind, copy, seed, prefix_unit, tokenizer, zero_prefix_fraction, refusal,
