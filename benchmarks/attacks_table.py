@@ -206,6 +206,8 @@ def report(out: Path) -> tuple[str, dict]:
                          f"{diff_text(db.get(attack))} | {ref} | {col} |")
         lines.append(f"| all {group} attacks | | | | | {diff_text(dv.get(OVERALL))} | {diff_text(vb.get(OVERALL))} "
                      f"| {diff_text(db.get(OVERALL))} | | |")
+    if not data["groups"]:  # e.g. fresh behaviors (--start) where only DeRTa arms ran: --against is the table
+        return f"No base / vanilla / DeRTa set complete in {out.name}.", data
     seeds = {g: v["seeds"] for g, v in data["groups"].items()}
     notes = [f"Models: base = the embedded default, vanilla = `{ARMS['vanilla']}`, DeRTa = `{ARMS['derta']}` "
              "(benchmarks/derta_recipe.py)."]
