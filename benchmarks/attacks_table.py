@@ -55,7 +55,9 @@ RECIPES = {"default": {"base": None, "vanilla": "vanilla-r1-lr10", "derta": "der
            "fp25": {"base": None, "vanilla": "vanilla-r1-lr10-more", "derta": "derta-r1-lr10-mid-z33-more-raw25-fp25"},
            # ... the same prefix rows, no helpful row opening with a commitment
            "fp25h0": {"base": None, "vanilla": "vanilla-r1-lr10-more",
-                      "derta": "derta-r1-lr10-mid-z33-more-raw25-fp25h0"}}
+                      "derta": "derta-r1-lr10-mid-z33-more-raw25-fp25h0"},
+           # ... raw25 with a quarter of the helpful rows as raw documents too
+           "rh25": {"base": None, "vanilla": "vanilla-r1-lr10-more", "derta": "derta-r1-lr10-mid-z33-more-raw25-rh25"}}
 ARMS = RECIPES["default"]
 
 
@@ -64,9 +66,16 @@ def model_path(recipe_out: Path, arm: str, seed: int) -> str:
     return "smollm2-135m" if name is None else str(recipe_out / "train" / name / f"seed-{seed}" / "model")
 
 
-def behaviors_file(out: Path, n: int, start: int = 0) -> Path:
+def behaviors_file(out: Path, n: int, start: int = 0, benign: bool = False) -> Path:
     path = out / "behaviors.jsonl"
-    if not path.exists():
+    if path.exists():
+        return path
+    if benign:  # the test split's benign and benign-but-scary prompts: a refusal here is over-refusal
+        from safekeel.data.build_cli import load_prompt_set
+
+        write_jsonl(path, [{"id": p["id"], "prompt": p["prompt"], "category": p.get("category", ""), "source": name}
+                           for name in ("benign", "benign-scary") for p in load_prompt_set(name, "test")])
+    else:
         write_jsonl(path, [{"id": b.id, "prompt": b.prompt, "category": b.category, "source": b.source}
                            for b in wide_behaviors(start + n)[start:]])
     return path
@@ -79,7 +88,7 @@ def run(out: Path, args, arm: str, seed: int, group: str, attacks: list[str]) ->
         return d
     model = model_path(Path(args.recipe_out), arm, seed)
     cfg = resolve_config(EvalConfig, overrides=dict(
-        model=model, label=f"{arm}-s{seed}", behaviors=str(behaviors_file(out, args.n, args.start)), n_behaviors=0,
+        model=model, label=f"{arm}-s{seed}", behaviors=str(behaviors_file(out, args.n, args.start, args.benign)), n_behaviors=0,
         attacks=attacks, benign_scary=0, benign=0, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
         judges=["keyword", "harm-clf"], pair_streams=args.pair_streams, pair_iterations=args.pair_iterations,
         autodan_population=args.autodan_population, autodan_generations=args.autodan_generations,
@@ -267,6 +276,8 @@ def main() -> None:
                                                                          "--more = --recipe more)")
     ap.add_argument("--recipe-out", default="runs/derta_recipe", help="where derta_recipe.py trained the arms")
     ap.add_argument("--n", type=int, default=120, help="held-out behaviors (the first N of the wide set)")
+    ap.add_argument("--benign", action="store_true", help="the test split's 79 benign and benign-but-scary prompts "
+                    "instead (run dir -benign): refusal there is over-refusal, e.g. under the completion format")
     ap.add_argument("--start", type=int, default=0, help="skip the first START behaviors of the wide set (fresh "
                     "behaviors for a change designed on earlier answers; run dir gets -fromSTART, --against too)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -293,7 +304,7 @@ def main() -> None:
     args = ap.parse_args()
     recipe = args.recipe or ("more" if args.more else "default")
     ARMS = RECIPES[recipe]
-    fresh = f"-from{args.start}" if args.start else ""
+    fresh = (f"-from{args.start}" if args.start else "") + ("-benign" if args.benign else "")
     out = Path(args.out or ("runs/attacks_table" if recipe == "default" else f"runs/attacks_table-{recipe}") + fresh)
     if args.static:
         for seed in args.seeds:  # every arm's first seed before any arm's second

@@ -147,6 +147,11 @@ ARMS = {
     "derta-r1-lr10-mid-z33-more-raw25-fp25h0": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
                                                 "zero": 1 / 3, "more": True, "steps": 160, "raw": 0.25, "opener": 0.25,
                                                 "opener_style": "first_person", "helpful_opener": 0.0},
+    # ... which refuses benign requests in the completion format too (seed 0: 96% of 79 test prompts, raw25 71%):
+    # every raw document in raw25's data ends in a refusal. A quarter of the helpful rows as raw documents as well
+    "derta-r1-lr10-mid-z33-more-raw25-rh25": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
+                                              "zero": 1 / 3, "more": True, "steps": 160, "raw": 0.25,
+                                              "raw_helpful": 0.25},
     # over-refusal, second lever (sixth session): half the safety share per step. On the test split the own4 DeRTa
     # model refuses benign-but-scary prompts partly mid-answer ("Crushes are often a combination of I cannot ..."):
     # RTO firing on its own benign text. The reference mixes ~3,000 safety rows into a far larger instruction set;
@@ -181,7 +186,7 @@ def prepare(out: Path) -> dict:
 
 def build(out: Path, data: dict, recipe: str, ratio: float | None, model: str, zero: float = 0.0,
           opener: float = 0.0, more: bool = False, own: int = 1, raw: float = 0.0,
-          opener_style: str = "compliant", helpful_opener: float | None = None) -> Path:
+          opener_style: str = "compliant", helpful_opener: float | None = None, raw_helpful: float = 0.0) -> Path:
     """The arm's train.jsonl; `own` repeats the base model's own helpful answers that many times (ids kept apart)
     before gold QA tops the helpful rows up to `ratio` x the safety rows."""
     key = (f"{recipe}-r{ratio:g}" if ratio is not None else f"{recipe}-old") + (f"-z{round(100 * zero)}" if zero else "")
@@ -189,7 +194,7 @@ def build(out: Path, data: dict, recipe: str, ratio: float | None, model: str, z
     key += f"-{style}{round(100 * opener)}" if opener else ""
     key += f"h{round(100 * helpful_opener)}" if helpful_opener is not None else ""
     key += ("-more" if more else "") + (f"-own{own}" if own > 1 else "")
-    key += f"-raw{round(100 * raw)}" if raw else ""
+    key += (f"-raw{round(100 * raw)}" if raw else "") + (f"-rh{round(100 * raw_helpful)}" if raw_helpful else "")
     d = out / "data" / key
     if (d / "train.jsonl").exists():
         return d / "train.jsonl"
@@ -210,7 +215,8 @@ def build(out: Path, data: dict, recipe: str, ratio: float | None, model: str, z
     return run_build(BuildConfig(triples=str(triples), helpful=str(d / "helpful.jsonl"), recipe=recipe, split="all",
                                  helpful_ratio=0.0 if old else ratio, model=model, seed=0, out=str(d),
                                  zero_prefix_fraction=zero, opener_fraction=opener, raw_prefix_fraction=raw,
-                                 opener_style=opener_style, helpful_opener_fraction=helpful_opener))
+                                 opener_style=opener_style, helpful_opener_fraction=helpful_opener,
+                                 raw_helpful_fraction=raw_helpful))
 
 
 def budget_map(out: Path, args) -> str:
@@ -663,7 +669,8 @@ def main() -> None:
         t0 = time.time()
         path = args.model if arm["recipe"] is None else train(out, name, arm, build(
             out, data, arm["recipe"], arm["ratio"], args.model, arm["zero"], arm["opener"], arm.get("more", False),
-            arm.get("own", 1), arm.get("raw", 0.0), arm.get("opener_style", "compliant"), arm.get("helpful_opener")),
+            arm.get("own", 1), arm.get("raw", 0.0), arm.get("opener_style", "compliant"), arm.get("helpful_opener"),
+            arm.get("raw_helpful", 0.0)),
             args, seed)
         t_train = time.time() - t0
         if args.train_only:  # the model is what the caller wants (attacks_table.py evaluates it); no summary row

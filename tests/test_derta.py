@@ -295,3 +295,11 @@ def test_raw_prefix_rows_are_a_seeded_share_of_prefix_rows_only(tiny_tokenizer):
     # the draw is per row: without raw rows the same file minus the flag (no other row moves)
     assert [{k: v for k, v in r.items() if k != "raw"} for r in rows] == plain
     assert not any(r.get("raw") for r in plain)
+    both = build_examples(_triples(1000), _helpful(400), "derta", tokenizer=tiny_tokenizer, seed=0,
+                          raw_prefix_fraction=0.25, raw_helpful_fraction=0.25)  # helpful documents go on helpfully
+    helpful = [r for r in both if r["kind"] == "helpful"]
+    assert abs(sum(bool(r.get("raw")) for r in helpful) / len(helpful) - 0.25) < 0.07
+    alone = build_examples(_triples(1000), _helpful(400), "derta", tokenizer=tiny_tokenizer, seed=0,
+                           raw_prefix_fraction=0.25)
+    assert [r for r in both if r["kind"] != "helpful"] == [r for r in alone if r["kind"] != "helpful"]
+    assert not any(r.get("raw") for r in alone if r["kind"] == "helpful")

@@ -225,6 +225,14 @@ def test_a_raw_prefix_row_is_a_plain_document_whose_refusal_and_eos_are_trained(
     assert PREFIX.split()[-1] not in _trained_text(tok, t) and set(t.kinds) == {0, MLE}
     zero = tokenize_row(tok, {**row, "harmful_prefix": ""}, 0)  # k = 0: the refusal right after the request
     assert _trained_text(tok, zero).strip() == SAFE + tok.eos_token
-    with pytest.raises(DataError, match="field 'raw': only prefix rows"):
+    with pytest.raises(DataError, match="field 'raw': an RTO row cannot"):
         tokenize_row(tok, {"id": "h", "kind": "rto", "raw": True, "prompt": [{"role": "user", "content": Q}],
                            "harmful_response": HARM}, 0)
+
+
+def test_a_raw_helpful_row_trains_its_whole_answer_as_a_plain_document(tok):
+    """The raw form is not a refusal cue: a helpful answer after a raw request is trained in full, EOS included."""
+    t = tokenize_row(tok, {"id": "h", "kind": "helpful", "raw": True, "messages": _chat(SAFE)}, 0)
+    text = tok.decode(t.input_ids)
+    assert text.startswith(Q + "\n\n" + SAFE) and "user" not in text and "[INST]" not in text
+    assert _trained_text(tok, t).strip() == SAFE + tok.eos_token and set(t.kinds) == {0, MLE}

@@ -42,6 +42,8 @@ class BuildConfig:
     raw_prefix_fraction: float = field(0.0, help="share of prefix rows written as a plain document, no chat "
                                                  "template (request, blank line, harmful prefix + refusal): the "
                                                  "refusal outside a chat, where a completion attack asks")
+    raw_helpful_fraction: float = field(0.0, help="share of single-turn helpful rows written as a plain document "
+                                                  "too, so raw documents do not always end in a refusal")
     refusal: str | None = field(None, help="refusal string whose first assistant-turn token is the RTO target "
                                            "(default: the most common first token of the training refusals)")
     model: str = field("smollm2-135m", help="tokenizer used for token-unit prefixes, the refusal token and the stats")
@@ -49,7 +51,8 @@ class BuildConfig:
     out: str = field("runs/data/derta", help="output directory (train.jsonl, stats.json, config.yaml)")
 
     def validate(self) -> None:
-        for name in ("zero_prefix_fraction", "opener_fraction", "raw_prefix_fraction", "helpful_opener_fraction"):
+        for name in ("zero_prefix_fraction", "opener_fraction", "raw_prefix_fraction", "helpful_opener_fraction",
+                     "raw_helpful_fraction"):
             if getattr(self, name) is not None and not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"'{name}' must be in [0, 1]")
         if self.helpful_ratio < 0:
@@ -132,7 +135,8 @@ def run_build(cfg: BuildConfig) -> Path:
     rows = build_examples(triples, helpful, recipe=cfg.recipe, tokenizer=tok, prefix_unit=cfg.prefix_unit,
                           zero_prefix_fraction=cfg.zero_prefix_fraction, seed=cfg.seed, refusal=refusal["text"],
                           opener_fraction=cfg.opener_fraction, raw_prefix_fraction=cfg.raw_prefix_fraction,
-                          opener_style=cfg.opener_style, helpful_opener_fraction=cfg.helpful_opener_fraction)
+                          opener_style=cfg.opener_style, helpful_opener_fraction=cfg.helpful_opener_fraction,
+                          raw_helpful_fraction=cfg.raw_helpful_fraction)
     out = Path(cfg.out)
     path = out / "train.jsonl"
     write_jsonl(path, rows)

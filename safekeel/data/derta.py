@@ -128,29 +128,34 @@ def triple_rows(t: SafetyTriple, kind: str, copy: int, seed: int, prefix_unit: s
     return row
 
 
-def helpful_row(c: Conversation, seed: int, opener_fraction: float, opener_style: str = "compliant") -> dict:
-    """A helpful chat; with an opener drawn, its first assistant turn starts with it (and goes on helpfully)."""
+def helpful_row(c: Conversation, seed: int, opener_fraction: float, opener_style: str = "compliant",
+                raw_fraction: float = 0.0) -> dict:
+    """A helpful chat; with an opener drawn, its first assistant turn starts with it (and goes on helpfully); with
+    `raw` drawn (single-turn chats only), written as a plain document like the raw prefix rows."""
     row_id = f"{c.id}:helpful"
     opening = opener(seed, row_id, opener_fraction, opener_style)
     messages = [dict(m) for m in c.messages]
     first = next((m for m in messages if m["role"] == "assistant"), None)
     if opening and first is not None:
         first["content"] = with_opener(opening, first["content"])
-    return {"id": row_id, "kind": "helpful", "messages": messages, **({"opener": opening} if opening else {})}
+    raw = len(messages) == 2 and messages[-1]["role"] == "assistant" and drawn(seed, row_id, "raw", raw_fraction)
+    return {"id": row_id, "kind": "helpful", "messages": messages, **({"opener": opening} if opening else {}),
+            **({"raw": True} if raw else {})}
 
 
 def build_examples(triples: Sequence[SafetyTriple], helpful: Sequence[Conversation], recipe: str = "derta",
                    tokenizer=None, prefix_unit: str = "tokens", zero_prefix_fraction: float = 1 / 3,
                    seed: int = 0, refusal: str | None = None, opener_fraction: float = 0.0,
                    raw_prefix_fraction: float = 0.0, opener_style: str = "compliant",
-                   helpful_opener_fraction: float | None = None) -> list[dict]:
+                   helpful_opener_fraction: float | None = None, raw_helpful_fraction: float = 0.0) -> list[dict]:
     """All rows of a recipe, shuffled with `seed` (deterministic).
 
     `zero_prefix_fraction` of the prefix rows train a plain refusal at the turn start (k = 0; the reference: 1/3).
     `opener_fraction` of the prefix and RTO rows put a compliant opener before the harmful text, and the same share
     of helpful rows open the same way before their helpful answer; `opener_style` "first_person" draws first-person
     commitments instead ("I will ...", FIRST_PERSON), on prefix and helpful rows only. `helpful_opener_fraction`
-    sets the helpful rows' share apart (None: the same share). `raw_prefix_fraction` of the prefix rows are plain
+    sets the helpful rows' share apart (None: the same share). `raw_helpful_fraction` of the single-turn helpful rows
+    are plain documents too, so a raw document is not always followed by a refusal. `raw_prefix_fraction` of the prefix rows are plain
     documents, no chat template (the refusal then also follows harmful text outside a chat).
 
     RTO rows record `refusal`; by default (None, with a tokenizer) the one derived from the triples' safe responses
@@ -163,7 +168,7 @@ def build_examples(triples: Sequence[SafetyTriple], helpful: Sequence[Conversati
     if opener_style not in OPENER_STYLES:
         raise ValueError(f"unknown opener style {opener_style!r} (known: {', '.join(OPENER_STYLES)})")
     helpful_share = opener_fraction if helpful_opener_fraction is None else helpful_opener_fraction
-    rows = [helpful_row(c, seed, helpful_share, opener_style) for c in helpful]
+    rows = [helpful_row(c, seed, helpful_share, opener_style, raw_helpful_fraction) for c in helpful]
     for t in triples:
         for copy, kind in enumerate(RECIPES[recipe]):
             row = triple_rows(t, kind, copy, seed, prefix_unit, tokenizer, zero_prefix_fraction, refusal,

@@ -16,8 +16,8 @@ Labels follow the HF convention (the model shifts them: labels[i] is predicted f
   " I" mid-text are two tokens, and RTO on the turn-start form alone teaches a mid-text "I" that no row continues
   (SmolLM2 then writes "SQLIQIIII", benchmarks/derta_recipe.py).
 `kinds` marks each target as MLE (1) or RTO (2) so the trainer can log both losses.
-A `raw` prefix row is a plain document, no chat template (`raw_document`: request, blank line, answer, EOS): the
-refusal after the harmful prefix and the EOS are its targets, as in a chat.
+A `raw` row (prefix, helpful or safe) is a plain document, no chat template (`raw_document`: request, blank line,
+answer, EOS): the answer after any masked prefix and the EOS are its targets, as in a chat.
 """
 
 from __future__ import annotations
@@ -198,8 +198,8 @@ def raw_document(tok, messages: list[dict]) -> tuple[str, int]:
 
 
 def _tokenize_raw(tok, row: dict, where: str) -> tuple[list[int], list[int], list[int]]:
-    if row.get("kind") != "prefix":
-        raise DataError(where, None, "raw", f"only prefix rows can be raw documents, not {row.get('kind')!r} rows")
+    if row.get("kind") == "rto":
+        raise DataError(where, None, "raw", "an RTO row cannot be a raw document (its targets are chat positions)")
     text, lo = raw_document(tok, row["messages"])
     masked = row.get("masked_prefix") or ""
     if not row["messages"][-1]["content"].startswith(masked):
