@@ -182,8 +182,8 @@ def seed_dirs(out: Path, group: str, arm: str) -> list[Path]:
 
 def report(out: Path) -> tuple[str, dict]:
     lines = ["| attack | n x seeds (base/vanilla/DeRTa) | base ASR | vanilla ASR | DeRTa ASR | DeRTa - vanilla | vanilla - base | DeRTa - base | "
-             "refusal base / vanilla / DeRTa | collapsed (of them unsafe) base / vanilla / DeRTa |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "refusal base / vanilla / DeRTa | refusal: DeRTa - vanilla | collapsed (of them unsafe) base / vanilla / "
+             "DeRTa |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     data: dict = {"groups": {}}
     budgets: dict = {}
     for group in ("static", "search"):
@@ -193,9 +193,10 @@ def report(out: Path) -> tuple[str, dict]:
         r = {a: rates(d) for a, d in arms.items()}
         vs_vanilla = compare([arms["derta"]], arms["vanilla"], n_boot=2000)["runs"]
         vs_base = compare([arms["vanilla"], arms["derta"]], arms["base"], n_boot=2000)["runs"]
-        dv = next(iter(vs_vanilla.values()))["asr"]
+        dv, rv = (next(iter(vs_vanilla.values()))[m] for m in ("asr", "refusal"))
         vb, db = (vs_base[k]["asr"] for k in vs_base)
-        data["groups"][group] = {"rates": r, "derta_minus_vanilla": dv, "vanilla_minus_base": vb,
+        data["groups"][group] = {"rates": r, "derta_minus_vanilla": dv, "refusal_derta_minus_vanilla": rv,
+                                 "vanilla_minus_base": vb,
                                  "derta_minus_base": db, "seeds": {a: len(d) for a, d in arms.items()}}
         budgets.update(budget([p for d in arms.values() for p in d]))
         for attack in [a for a in STATIC + SEARCH if a in r["derta"] and a in r["vanilla"]]:  # base's may lag
@@ -212,9 +213,9 @@ def report(out: Path) -> tuple[str, dict]:
             seeds = "/".join(str(r[a][attack]["seeds"]) if attack in r[a] else "0" for a in ARMS)
             lines.append(f"| {attack} | {r['derta'][attack]['n']} x {seeds} | {asr('base')} | {asr('vanilla')} | "
                          f"{asr('derta')} | {diff_text(dv.get(attack))} | {diff_text(vb.get(attack))} | "
-                         f"{diff_text(db.get(attack))} | {ref} | {col} |")
+                         f"{diff_text(db.get(attack))} | {ref} | {diff_text(rv.get(attack))} | {col} |")
         lines.append(f"| all {group} attacks | | | | | {diff_text(dv.get(OVERALL))} | {diff_text(vb.get(OVERALL))} "
-                     f"| {diff_text(db.get(OVERALL))} | | |")
+                     f"| {diff_text(db.get(OVERALL))} | | {diff_text(rv.get(OVERALL))} | |")
     if not data["groups"]:  # e.g. fresh behaviors (--start) where only DeRTa arms ran: --against is the table
         return f"No base / vanilla / DeRTa set complete in {out.name}.", data
     seeds = {g: v["seeds"] for g, v in data["groups"].items()}
@@ -322,6 +323,9 @@ def main() -> None:
             print(f"{d}: {rejudge_collapsed(d, judge)} answers re-judged", flush=True)
     if args.report:
         text, data = report(out)
+        if args.benign:
+            text = ("Benign prompts: refusal is over-refusal, and the ASR columns are harm-clf calling an answer to a "
+                    "benign request unsafe (its false positives), not attack success.\n\n" + text)
         if args.against:
             other = RECIPES[args.against]["derta"]
             table, data["against"] = against(out, Path(f"runs/attacks_table-{args.against}{fresh}"), other)
