@@ -46,6 +46,9 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
 - attacks_more240: the `-more` DeRTa against vanilla, both at seeds 0, 1, 2, completion on 240 behaviors
   (`attacks_table.py --more --report --export ...`)
 - ssah_benign_all_seeds: benchmarks/results/ssah_benign_all_seeds.json (ESU + all CU and its twin at seeds 0, 1, 2)
+- attacks_fmt3, attacks_benign_*, attacks_fp25*, attacks_rh25*: `attacks_table.py` exports of the twelfth session
+  (TWELFTH: CodeAttack / templates at three seeds; the completion format on the 79 benign test prompts; DeRTa with
+  first-person openers or raw helpful rows against raw25 on 230 fresh behaviors, `--start 240`)
 
     python benchmarks/results_blocks.py          # rewrite every block
     python benchmarks/results_blocks.py --check  # exit 1 when a block differs from its file (tests run this)
@@ -265,6 +268,17 @@ attacks_raw50_block = attacks_table("attacks_raw50.json", "--recipe raw50 --repo
 attacks_raw50_vs_more_block = attacks_table("attacks_raw50_vs_more.json", "--recipe raw50 --report --against more --seeds 0")
 attacks_raw3_block = attacks_table("attacks_raw3.json", "--recipe raw --report --against more")
 attacks_more240_block = attacks_table("attacks_more240.json", "--more --report")
+# twelfth session: CodeAttack / templates at three seeds, the completion format on benign prompts, and the two
+# changes tried against the echo (first-person openers) and against raw-format over-refusal (raw helpful rows)
+TWELFTH = {
+    "attacks_fmt3": "--more --out runs/attacks_table-fmt --report",
+    "attacks_benign_more": "--more --benign --report", "attacks_benign_raw3": "--recipe raw --benign --report --against more",
+    **{f"attacks_benign_{r}": f"--recipe {r} --benign --report --against raw --seeds 0" for r in ("raw50", "fp25", "fp25h0",
+                                                                                             "rh25")},
+    "attacks_fp25_fresh": "--recipe fp25 --start 240 --report --against raw --seeds 0",
+    "attacks_fp25h0_fresh_s0": "--recipe fp25h0 --start 240 --report --against raw --seeds 0",
+    "attacks_rh25_fresh_s0": "--recipe rh25 --start 240 --report --against raw --seeds 0",
+}
 
 
 def units_overlap_block() -> str:
@@ -322,6 +336,9 @@ BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "split
           "ssah_benign_seeds": ssah_benign_seeds_block, "ssah_benign_all_seeds": ssah_benign_all_seeds_block,
           "attacks_raw50": attacks_raw50_block, "attacks_raw50_vs_more": attacks_raw50_vs_more_block,
           "attacks_raw3": attacks_raw3_block, "attacks_more240": attacks_more240_block,
+          **{name: attacks_table(f"{name}.json", args) for name, args in TWELFTH.items()},
+          "derta_echo_val": recipe_table("derta_echo_val.json", "--report --split val --seeds 0 --arms ...-raw25 "
+                                                                "...-fp25 ...-fp25h0 ...-rh25 --pairs ... --export ..."),
           "attacks": attacks_block, "ssah_benign": ssah_benign_block, "ssah_benign_more": ssah_benign_more_block,
           "ssah_benign_controls": ssah_benign_controls_block, "ssah_benign_vanilla": ssah_benign_vanilla_block}
 PATTERN = re.compile(r"(<!-- results:(\w+) -->\n)(.*?)(<!-- /results:\2 -->)", re.S)
