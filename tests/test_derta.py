@@ -188,6 +188,26 @@ def test_a_plain_messages_reader_finds_no_harmful_assistant_turn(tmp_path, tiny_
         load_rows(str(tmp_path / "broken.jsonl"))
 
 
+def test_cli_build_takes_first_person_openers_and_raw_helpful_rows(tmp_path, tiny_dir, cli_env):
+    from safekeel.data.derta import FIRST_PERSON
+
+    triples = _write(tmp_path / "t.jsonl", [t.to_dict() for t in _triples()])
+    helpful = _write(tmp_path / "h.jsonl", [{"prompt": "Hi?", "response": "Hello."}])
+    base = [sys.executable, "-m", "safekeel", "data", "build", "--triples", str(triples), "--split", "all", "--helpful",
+            str(helpful), "--model", str(tiny_dir), "--helpful-ratio", "0", "--opener-style", "first_person",
+            "--opener-fraction", "1", "--helpful-opener-fraction", "0"]
+    r = subprocess.run(base + ["--raw-helpful-fraction", "1", "--out", str(tmp_path / "d")], env=cli_env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = [json.loads(x) for x in (tmp_path / "d" / "train.jsonl").read_text().splitlines()]
+    assert all(r["harmful_prefix"].startswith(FIRST_PERSON) for r in rows if r["kind"] == "prefix")
+    assert not any(r.get("opener") for r in rows if r["kind"] != "prefix")
+    assert [r.get("raw") for r in rows if r["kind"] == "helpful"] == [True]
+    bad = subprocess.run(base + ["--raw-helpful-fraction", "2", "--out", str(tmp_path / "e")], env=cli_env,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "raw_helpful_fraction" in bad.stderr and not (tmp_path / "e").exists()
+
+
 def test_cli_build_reports_bad_triples_with_file_and_line(tmp_path, tiny_dir, cli_env):
     bad = _write(tmp_path / "bad.jsonl", [_triples()[0].to_dict(), {"prompt": "x", "harmful_response": "y"}])
     r = subprocess.run([sys.executable, "-m", "safekeel", "data", "build", "--triples", str(bad), "--split", "all",
