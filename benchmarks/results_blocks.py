@@ -320,6 +320,8 @@ BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "split
           "derta_own4_val": derta_own4_val_block, "derta_own4_heldout": derta_own4_heldout_block,
           "derta_own8_val": derta_own8_val_block, "derta_own8_heldout": derta_own8_heldout_block,
           "ssah_prune": exported_table("ssah_prune.json", "python benchmarks/ssah_prune.py --export ..."),
+          "ssah_prune_twin1": exported_table("ssah_prune_twin1.json", "python benchmarks/ssah_prune.py --seeds 1 "
+                                                                      "--export ..."),
           "derta_front_val": recipe_table("derta_front_val.json", "--split val --arms ... -front --export ..."),
           "demo_recipe_val": recipe_table("demo_recipe_val.json", "--steps 30 --split val-wide --arms ... --export ..."),
           "alignment_budget_seeds": recipe_table("alignment_budget_seeds.json", "--split heldout --arms ... -lr100 "
