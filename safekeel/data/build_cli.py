@@ -31,9 +31,9 @@ class BuildConfig:
                            "no prefix row under 3 words)")
     zero_prefix_fraction: float = field(1 / 3, help="fraction of prefix examples forced to k = 0, a plain refusal at "
                                                     "the turn start (the reference's data code: every third)")
-    opener_fraction: float = field(0.0, help="share of prefix and RTO rows whose harmful answer starts with a compliant "
-                                             "opener ('Sure, here is'; the prefill attack), with the same share of "
-                                             "helpful rows opening the same way and going on helpfully")
+    opener_fraction: float = field(0.0, help="share of prefix and RTO rows (prefix rows only for first_person) whose "
+                                             "harmful answer starts with an opener (--opener-style), with the same "
+                                             "share of helpful rows opening the same way and going on helpfully")
     opener_style: Literal["compliant", "first_person"] = field(
         "compliant", help="which openers: compliant ('Sure, here is'), or first_person commitments ('I will "
                           "explain ...', what a completion attack makes the model echo; prefix and helpful rows only)")

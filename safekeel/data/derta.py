@@ -1,7 +1,8 @@
 """DeRTa example builders: turn safety triples + helpful chats into the rows of one training recipe.
 
 A row is text, not tokens, so any chat template can tokenize it later (`safekeel.data.tokenize`). Kinds:
-- `helpful`: `{"messages"}`, a helpful conversation, every assistant turn trained.
+- `helpful`: `{"messages"}`, a helpful conversation, every assistant turn trained (with `"raw": true` a plain
+  document, like the raw prefix rows below).
 - `safe`: `{"messages"}`, q -> r (plain refusal SFT).
 - `prefix`: `{"prompt", "harmful_prefix", "safe_response"}`, harmful-prefix MLE: the assistant turn is
   ĥ[:k] + " " + r, and ĥ[:k] is never trained. With `"raw": true` the row is a plain document instead of a chat
@@ -154,9 +155,9 @@ def build_examples(triples: Sequence[SafetyTriple], helpful: Sequence[Conversati
     `opener_fraction` of the prefix and RTO rows put a compliant opener before the harmful text, and the same share
     of helpful rows open the same way before their helpful answer; `opener_style` "first_person" draws first-person
     commitments instead ("I will ...", FIRST_PERSON), on prefix and helpful rows only. `helpful_opener_fraction`
-    sets the helpful rows' share apart (None: the same share). `raw_helpful_fraction` of the single-turn helpful rows
-    are plain documents too, so a raw document is not always followed by a refusal. `raw_prefix_fraction` of the prefix rows are plain
-    documents, no chat template (the refusal then also follows harmful text outside a chat).
+    sets the helpful rows' share apart (None: the same share). `raw_prefix_fraction` of the prefix rows are plain
+    documents, no chat template (the refusal then also follows harmful text outside a chat), and
+    `raw_helpful_fraction` of the single-turn helpful rows too (so a raw document is not always refused).
 
     RTO rows record `refusal`; by default (None, with a tokenizer) the one derived from the triples' safe responses
     (`derive_refusal`), so the RTO target is the first token the refusal rows teach.
