@@ -22,6 +22,10 @@ resampled, seeds kept paired; `safekeel compare`) and `--export` writes it to be
 `--recipe raw` (`raw50`) puts DeRTa with a quarter (half) of its prefix rows raw in the DeRTa column
 (`runs/attacks_table-raw`; link the base and vanilla run folders of `-more` there rather than run them again) and
 `--report --against more` pairs it with the `-more` DeRTa on the same behaviors and seeds.
+
+`--start N` takes the wide set from its N-th behavior (fresh behaviors for a change designed after reading answers
+on the first ones; run dir `-fromN`), and `--benign` the test split's benign and benign-but-scary prompts instead
+(run dir `-benign`): refusal there is over-refusal, e.g. of the completion format itself.
 """
 
 from __future__ import annotations
@@ -88,7 +92,8 @@ def run(out: Path, args, arm: str, seed: int, group: str, attacks: list[str]) ->
         return d
     model = model_path(Path(args.recipe_out), arm, seed)
     cfg = resolve_config(EvalConfig, overrides=dict(
-        model=model, label=f"{arm}-s{seed}", behaviors=str(behaviors_file(out, args.n, args.start, args.benign)), n_behaviors=0,
+        model=model, label=f"{arm}-s{seed}", n_behaviors=0,
+        behaviors=str(behaviors_file(out, args.n, args.start, args.benign)),
         attacks=attacks, benign_scary=0, benign=0, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
         judges=["keyword", "harm-clf"], pair_streams=args.pair_streams, pair_iterations=args.pair_iterations,
         autodan_population=args.autodan_population, autodan_generations=args.autodan_generations,
