@@ -50,18 +50,18 @@ from derta_recipe import repeats, wide_behaviors  # noqa: E402
 STATIC = ["direct", "completion", "codeattack", "cipher", "jailbreak_template"]
 SEARCH = ["pair", "autodan"]
 # the derta_recipe.py arm behind each column: today's recipe, or (--more) the same trained on the harvested triples
+MORE = {"base": None, "vanilla": "vanilla-r1-lr10-more"}  # the columns every recipe on the harvested triples shares
 RECIPES = {"default": {"base": None, "vanilla": "vanilla-r1-lr10", "derta": "derta-r1-lr10-mid-z33"},
-           "more": {"base": None, "vanilla": "vanilla-r1-lr10-more", "derta": "derta-r1-lr10-mid-z33-more"},
+           "more": {**MORE, "derta": "derta-r1-lr10-mid-z33-more"},
            # ... DeRTa with a quarter of its prefix rows as plain documents (the completion attack's collapse)
-           "raw": {"base": None, "vanilla": "vanilla-r1-lr10-more", "derta": "derta-r1-lr10-mid-z33-more-raw25"},
-           "raw50": {"base": None, "vanilla": "vanilla-r1-lr10-more", "derta": "derta-r1-lr10-mid-z33-more-raw50"},
+           "raw": {**MORE, "derta": "derta-r1-lr10-mid-z33-more-raw25"},
+           "raw50": {**MORE, "derta": "derta-r1-lr10-mid-z33-more-raw50"},
            # ... raw25 with a quarter of prefix and helpful rows opening "I will ..." (the completion attack's echo)
-           "fp25": {"base": None, "vanilla": "vanilla-r1-lr10-more", "derta": "derta-r1-lr10-mid-z33-more-raw25-fp25"},
+           "fp25": {**MORE, "derta": "derta-r1-lr10-mid-z33-more-raw25-fp25"},
            # ... the same prefix rows, no helpful row opening with a commitment
-           "fp25h0": {"base": None, "vanilla": "vanilla-r1-lr10-more",
-                      "derta": "derta-r1-lr10-mid-z33-more-raw25-fp25h0"},
+           "fp25h0": {**MORE, "derta": "derta-r1-lr10-mid-z33-more-raw25-fp25h0"},
            # ... raw25 with a quarter of the helpful rows as raw documents too
-           "rh25": {"base": None, "vanilla": "vanilla-r1-lr10-more", "derta": "derta-r1-lr10-mid-z33-more-raw25-rh25"}}
+           "rh25": {**MORE, "derta": "derta-r1-lr10-mid-z33-more-raw25-rh25"}}
 ARMS = RECIPES["default"]
 
 

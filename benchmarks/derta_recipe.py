@@ -55,6 +55,10 @@ KS = (5, 10, 20, 40)
 # uniformly or front-weighted (train/collator.py)
 BASE = dict(recipe=None, ratio=3.0, keep=0.05, lr=5e-5, objective="ce", lora=False, rto="start", zero=0.0, opener=0.0,
             schedule="uniform")
+# the raw-rows DeRTa (`-more-raw25`, ARMS) that the later collapse arms vary one field of
+RAW25 = {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned", "zero": 1 / 3, "more": True,
+         "steps": 160, "raw": 0.25}
+FP25 = {**RAW25, "opener": 0.25, "opener_style": "first_person"}
 ARMS = {
     "base": BASE,
     "derta-old": {**BASE, "recipe": "derta", "ratio": None},  # the previous demo's data: 48 benign chats, no QA/scary
@@ -131,27 +135,19 @@ ARMS = {
     # collapse outside the chat template (issue 21: the completion attack's raw document makes the -more DeRTa model
     # write "I will I I I ..." in 18% of answers): a quarter of the prefix rows written as plain documents
     # (`raw_prefix_fraction`), so " I" after harmful text goes on as a refusal there too; same rows, steps and seed
-    "derta-r1-lr10-mid-z33-more-raw25": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
-                                         "zero": 1 / 3, "more": True, "steps": 160, "raw": 0.25},
+    "derta-r1-lr10-mid-z33-more-raw25": RAW25,
     # the one other dose tried (eleventh session): does collapse keep falling with F? Nothing is chosen from it
-    "derta-r1-lr10-mid-z33-more-raw50": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
-                                         "zero": 1 / 3, "more": True, "steps": 160, "raw": 0.5},
+    "derta-r1-lr10-mid-z33-more-raw50": {**RAW25, "raw": 0.5},
     # ... and the echo (twelfth session): collapsed answers open with the model's own "I will" (the completion
     # document's "As requested, I will ..."), and no row refuses after a first-person commitment. A quarter of the
     # prefix and helpful rows open with one (data/derta.py FIRST_PERSON; never "As requested"), on top of raw25
-    "derta-r1-lr10-mid-z33-more-raw25-fp25": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
-                                              "zero": 1 / 3, "more": True, "steps": 160, "raw": 0.25, "opener": 0.25,
-                                              "opener_style": "first_person"},
+    "derta-r1-lr10-mid-z33-more-raw25-fp25": FP25,
     # ... its refusal fell under the completion attack (seed 0, 230 fresh behaviors: 87% -> 79%) and helpful rows that
     # open "I will ..." and go on may be why: the same prefix rows, no helpful row opens with a commitment
-    "derta-r1-lr10-mid-z33-more-raw25-fp25h0": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
-                                                "zero": 1 / 3, "more": True, "steps": 160, "raw": 0.25, "opener": 0.25,
-                                                "opener_style": "first_person", "helpful_opener": 0.0},
+    "derta-r1-lr10-mid-z33-more-raw25-fp25h0": {**FP25, "helpful_opener": 0.0},
     # ... which refuses benign requests in the completion format too (seed 0: 96% of 79 test prompts, raw25 71%):
     # every raw document in raw25's data ends in a refusal. A quarter of the helpful rows as raw documents as well
-    "derta-r1-lr10-mid-z33-more-raw25-rh25": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
-                                              "zero": 1 / 3, "more": True, "steps": 160, "raw": 0.25,
-                                              "raw_helpful": 0.25},
+    "derta-r1-lr10-mid-z33-more-raw25-rh25": {**RAW25, "raw_helpful": 0.25},
     # over-refusal, second lever (sixth session): half the safety share per step. On the test split the own4 DeRTa
     # model refuses benign-but-scary prompts partly mid-answer ("Crushes are often a combination of I cannot ..."):
     # RTO firing on its own benign text. The reference mixes ~3,000 safety rows into a far larger instruction set;
@@ -184,23 +180,30 @@ def prepare(out: Path) -> dict:
     return {"fit": fit, "val": val, "helpful": select(distilled, "train"), "val_prompts": p_val}
 
 
-def build(out: Path, data: dict, recipe: str, ratio: float | None, model: str, zero: float = 0.0,
-          opener: float = 0.0, more: bool = False, own: int = 1, raw: float = 0.0,
-          opener_style: str = "compliant", helpful_opener: float | None = None, raw_helpful: float = 0.0) -> Path:
+def data_key(arm: dict) -> str:
+    """The folder name of an arm's training data: the fields that change the built rows, so arms that differ only in
+    training share one build."""
+    ratio, zero, opener = arm["ratio"], arm["zero"], arm["opener"]
+    key = (f"{arm['recipe']}-r{ratio:g}" if ratio is not None else f"{arm['recipe']}-old")
+    key += f"-z{round(100 * zero)}" if zero else ""
+    style = "fp" if arm.get("opener_style") == "first_person" else "o"
+    key += f"-{style}{round(100 * opener)}" if opener else ""
+    key += f"h{round(100 * arm['helpful_opener'])}" if arm.get("helpful_opener") is not None else ""
+    key += ("-more" if arm.get("more") else "") + (f"-own{arm['own']}" if arm.get("own", 1) > 1 else "")
+    key += f"-raw{round(100 * arm['raw'])}" if arm.get("raw") else ""
+    return key + (f"-rh{round(100 * arm['raw_helpful'])}" if arm.get("raw_helpful") else "")
+
+
+def build(out: Path, data: dict, arm: dict, model: str) -> Path:
     """The arm's train.jsonl; `own` repeats the base model's own helpful answers that many times (ids kept apart)
     before gold QA tops the helpful rows up to `ratio` x the safety rows."""
-    key = (f"{recipe}-r{ratio:g}" if ratio is not None else f"{recipe}-old") + (f"-z{round(100 * zero)}" if zero else "")
-    style = "fp" if opener_style == "first_person" else "o"
-    key += f"-{style}{round(100 * opener)}" if opener else ""
-    key += f"h{round(100 * helpful_opener)}" if helpful_opener is not None else ""
-    key += ("-more" if more else "") + (f"-own{own}" if own > 1 else "")
-    key += (f"-raw{round(100 * raw)}" if raw else "") + (f"-rh{round(100 * raw_helpful)}" if raw_helpful else "")
+    key = data_key(arm)
     d = out / "data" / key
     if (d / "train.jsonl").exists():
         return d / "train.jsonl"
     triples = d / "triples.jsonl"
     fit = list(data["fit"])
-    if more:  # uncensorbench's train triples plus the harvested ones (benchmarks/derta_triples.py)
+    if arm.get("more"):  # uncensorbench's train triples plus the harvested ones (benchmarks/derta_triples.py)
         from safekeel.data.readers import load_triples
 
         harvested = out / "data" / "harvest" / "triples.jsonl"
@@ -208,15 +211,18 @@ def build(out: Path, data: dict, recipe: str, ratio: float | None, model: str, z
             sys.exit(f"{harvested}: run python benchmarks/derta_triples.py first")
         fit += select(load_triples(str(harvested)), "train")
     write_jsonl(triples, [cut(t).to_dict() for t in fit])
+    ratio = arm["ratio"]
     old = ratio is None  # the previous demo's helpful data: 48 distilled benign chats, nothing else
     helpful = [r for r in data["helpful"] if r["id"].startswith("benign")][:48] if old else data["helpful"]
-    helpful = [{**r, "id": f"{r['id']}~{i}" if i else r["id"]} for i in range(own) for r in helpful]
+    helpful = [{**r, "id": f"{r['id']}~{i}" if i else r["id"]} for i in range(arm.get("own", 1)) for r in helpful]
     write_jsonl(d / "helpful.jsonl", helpful)
-    return run_build(BuildConfig(triples=str(triples), helpful=str(d / "helpful.jsonl"), recipe=recipe, split="all",
-                                 helpful_ratio=0.0 if old else ratio, model=model, seed=0, out=str(d),
-                                 zero_prefix_fraction=zero, opener_fraction=opener, raw_prefix_fraction=raw,
-                                 opener_style=opener_style, helpful_opener_fraction=helpful_opener,
-                                 raw_helpful_fraction=raw_helpful))
+    return run_build(BuildConfig(triples=str(triples), helpful=str(d / "helpful.jsonl"), recipe=arm["recipe"],
+                                 split="all", helpful_ratio=0.0 if old else ratio, model=model, seed=0, out=str(d),
+                                 zero_prefix_fraction=arm["zero"], opener_fraction=arm["opener"],
+                                 raw_prefix_fraction=arm.get("raw", 0.0),
+                                 opener_style=arm.get("opener_style", "compliant"),
+                                 helpful_opener_fraction=arm.get("helpful_opener"),
+                                 raw_helpful_fraction=arm.get("raw_helpful", 0.0)))
 
 
 def budget_map(out: Path, args) -> str:
@@ -667,11 +673,7 @@ def main() -> None:
         if any(r["model"] == name and r.get("seed", 0) == seed for r in done):
             continue  # resumable: a finished (arm, seed) is kept
         t0 = time.time()
-        path = args.model if arm["recipe"] is None else train(out, name, arm, build(
-            out, data, arm["recipe"], arm["ratio"], args.model, arm["zero"], arm["opener"], arm.get("more", False),
-            arm.get("own", 1), arm.get("raw", 0.0), arm.get("opener_style", "compliant"), arm.get("helpful_opener"),
-            arm.get("raw_helpful", 0.0)),
-            args, seed)
+        path = args.model if arm["recipe"] is None else train(out, name, arm, build(out, data, arm, args.model), args, seed)
         t_train = time.time() - t0
         if args.train_only:  # the model is what the caller wants (attacks_table.py evaluates it); no summary row
             print(path, flush=True)
