@@ -1,6 +1,6 @@
 """Each attack's ASR on the base, vanilla and DeRTa models, on held-out behaviors, paired.
 
-Behaviors: the first `--n` of the wide held-out set (`derta_recipe.wide_behaviors`: the registry's test split of
+Behaviors: the first `--n` of the wide held-out set (`derta_sets.wide_behaviors`: the registry's test split of
 uncensorbench, HarmBench, StrongREJECT, AdvBench and Do-Not-Answer, round robin), so every arm answers the same ones.
 Models: the embedded base model, and the `derta_recipe.py` arms `vanilla-r1-lr10` and `derta-r1-lr10-mid-z33` as
 trained there (three seeds each; run `derta_recipe.py --split heldout --seeds 0 1 2` first), or with `--more` the
@@ -45,7 +45,7 @@ from safekeel.eval.summary import load_run, summarize
 from safekeel.io import write_json, write_jsonl
 
 sys.path.insert(0, str(Path(__file__).parent))
-from derta_recipe import repeats, wide_behaviors  # noqa: E402
+from derta_sets import repeats, wide_behaviors  # noqa: E402
 
 STATIC = ["direct", "completion", "codeattack", "cipher", "jailbreak_template"]
 SEARCH = ["pair", "autodan"]

