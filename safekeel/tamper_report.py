@@ -100,6 +100,52 @@ def plot(summary: dict) -> bytes:
     return _png(fig)
 
 
+def worst_over_seeds(summaries: dict[int, dict]) -> dict[str, dict]:
+    """Per defense, over every seed's cells that kept that seed's bounds (its own `worst_case` qualification): the
+    cell with the highest ASR, and the (cell, attack) with the lowest refusal. A benign fine-tune moves refusal and
+    leaves ASR where it was, so the second is the worst case that bites there."""
+    kept: dict[str, list[tuple[int, dict]]] = {}
+    total: dict[str, int] = {}
+    for seed, s in summaries.items():
+        for d, entry in s["worst_case"].items():
+            mine = [c for c in s["cells"] if c["defense"] == d]
+            total[d] = total.get(d, 0) + len(mine)
+            kept.setdefault(d, []).extend((seed, c) for c in mine if c["name"] not in set(entry["excluded"]))
+    out: dict[str, dict] = {}
+    for d, cells in kept.items():
+        entry = {"cells": total[d], "qualifying": len(cells), "highest_asr": None, "lowest_refusal": None}
+        scored = [(seed, c) for seed, c in cells if c.get("asr") is not None]
+        if scored:
+            seed, c = max(scored, key=lambda sc: (sc[1]["asr"], -sc[1]["utility"], -sc[0]))
+            entry["highest_asr"] = {"seed": seed, "cell": c["name"], "asr": c["asr"], "asr_ci": c["asr_ci"],
+                                    "utility": c["utility"], "utility_ppl": c.get("utility_ppl"),
+                                    "task_ppl": c.get("task_ppl")}
+        refusals = [(a["refusal"], seed, c["name"], name, a["refusal_ci"]) for seed, c in cells
+                    for name, a in c.get("by_attack", {}).items() if a.get("refusal") is not None]
+        if refusals:
+            rate, seed, cell, attack, ci = min(refusals, key=lambda r: (r[0], r[1], r[2], r[3]))
+            entry["lowest_refusal"] = {"seed": seed, "cell": cell, "attack": attack, "refusal": rate, "refusal_ci": ci}
+        out[d] = entry
+    return out
+
+
+def worst_over_seeds_table(summaries: dict[int, dict], judge: str) -> list[str]:
+    """seeds.md's bounded worst case over every seed (markdown lines)."""
+    first = next(iter(summaries.values()))
+    bound = f"benign answered >= that seed's un-attacked - {first['utility_bound']:g}" + (
+        f", perplexity <= x{first['ppl_bound']:g}" if first.get("ppl_bound") else "")
+    lines = [f"## Bounded worst case over seeds ({bound})", "",
+             f"| defense | qualifying (cells x seeds) | highest ASR ({judge}): cell, seed | ASR | lowest refusal "
+             "(keyword): cell, seed, attack | refusal |", "|---|---|---|---|---|---|"]
+    for d, w in worst_over_seeds(summaries).items():
+        a, r = w["highest_asr"], w["lowest_refusal"]
+        lines.append(f"| {d} | {w['qualifying']}/{w['cells']} | "
+                     + (f"{a['cell']}, seed {a['seed']} | {_pct(a['asr'], a['asr_ci'])}" if a else "- | -") + " | "
+                     + (f"{r['cell']}, seed {r['seed']}, {r['attack']} | {_pct(r['refusal'], r['refusal_ci'])}"
+                        if r else "- | -") + " |")
+    return lines + ["", "Only cells within their own seed's bounds count; the same rule as each seed's tamper.md."]
+
+
 def seed_summary(out: Path, seeds: list[int], judge: str) -> Path:
     """seeds.json / seeds.md: each cell's ASR (all attacks; `judge`) and refusal (keyword), mean and per seed, and
     their paired differences from the undefended cell of the same attack and lr, from the same-count random twin
@@ -145,8 +191,10 @@ def seed_summary(out: Path, seeds: list[int], judge: str) -> Path:
             tables[metric].append(f"| {c['name']} | {100 * mean:.1f} ({seeds_text}) | " + " | ".join(
                 diff_text(row[pre + k], p_digits=2) for k in ("vs_none", "vs_random_twin", "vs_reference")) + " |")
         rows.append(row)
+    summaries = {s: json.loads((out / f"seed-{s}" / "summary.json").read_text()) for s in seeds}
     lines = [f"# Fine-tuning attacks over seeds {', '.join(map(str, seeds))}", ""] + tables["asr"] + [""] \
-        + tables["refusal"]
-    write_json(out / "seeds.json", {"seeds": seeds, "judge": judge, "cells": rows})
+        + tables["refusal"] + [""] + worst_over_seeds_table(summaries, judge)
+    write_json(out / "seeds.json", {"seeds": seeds, "judge": judge, "cells": rows,
+                                    "worst_case_over_seeds": worst_over_seeds(summaries)})
     write_text(out / "seeds.md", "\n".join(lines) + "\n")
     return out
