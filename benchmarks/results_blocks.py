@@ -281,8 +281,8 @@ TWELFTH = {
 }
 
 
-def units_overlap_block() -> str:
-    r = _load("units_overlap.json")
+def units_overlap_block(name: str = "units_overlap.json") -> str:
+    r = _load(name)
     if r is None:
         return "(not measured yet: `python benchmarks/units_overlap.py`)"
     pairs = ["halves", "samples", "ssah vs wanda", "ssah vs snip", "wanda vs snip"]
@@ -290,11 +290,14 @@ def units_overlap_block() -> str:
     for cls, o in r["overlap"].items():
         lines.append(f"| {cls} | {o['units']} of {r['units']} | " + " | ".join(
             "-" if o.get(p) is None else f"{o[p]:.2f}" for p in pairs) + f" | {o['chance']:.2f} |")
-    pool = r.get("pool", {})
-    return "\n".join(lines) + (f"\n\n(Jaccard of the unit sets; {r['model']}; pools of {pool.get('safety')} safety and "
-                               f"{pool.get('utility')} utility train-split examples: halves are disjoint, samples of "
-                               f"up to {r['n']} share most examples; {r['snip_examples']} examples per method; "
-                               f"`{r['command']}`, {r['measured']})")
+    pool, share = r.get("pool", {}), r.get("samples_share")
+    samples = (f"the two samples share {share['safety']} of {r['n']} safety and {share['utility']} utility examples"
+               if share else f"samples of up to {r['n']} share most examples")
+    refusals = "the model's own refusals" if r.get("safety") == "own" else "bundled refusals"
+    return "\n".join(lines) + (f"\n\n(Jaccard of the unit sets; {r['model']}, {refusals}; pools of {pool.get('safety')} "
+                               f"safety and {pool.get('utility')} utility train-split examples: halves are disjoint, "
+                               f"{samples}; {r['snip_examples']} examples per method; `{r['command']}`, "
+                               f"{r['measured']})")
 
 
 def demo_block() -> str:
@@ -314,6 +317,7 @@ def demo_block() -> str:
 
 BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "splits": splits_block,
           "derta_seeds": derta_seeds_block, "derta_val": derta_val_block, "units_overlap": units_overlap_block,
+          "units_overlap_derta": lambda: units_overlap_block("units_overlap_derta.json"),
           "judge_choice": choice_block, "prefixes": prefixes_block, "derta_wide": derta_wide_block,
           "derta_more": derta_more_block, "derta_triples": derta_triples_block,
           "derta_more_heldout": derta_more_heldout_block, "derta_steps": derta_steps_block, "derta_more_val": derta_more_val_block,

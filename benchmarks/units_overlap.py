@@ -3,8 +3,11 @@ found from different calibration data and different scores, on the embedded defa
 
 - halves: ssah scores from two disjoint halves of the calibration data (safety: uncensorbench train-split prompts
   + refusals; utility: benign train-split prompts + the model's own answers);
-- samples: two random samples (seeds 0 / 1) of `--n` examples from the same pools (they may share examples);
+- samples: two random samples (seeds 0 / 1) of `--n` examples from the same pools (they may share examples: how
+  many they share is recorded);
 - methods: ssah vs wanda vs snip on the same data.
+`--model` and `--safety own` score an aligned model on its own refusals, as `ssah_benign.py` scores the map its
+freezing arms use (`--safety bundled`: the bundled refusals, for a base model that has none of its own).
 Jaccard |A & B| / |A | B| of the unit sets (block, unit), next to what two random sets of the same sizes would
 share (f / (2 - f) for a fraction f per block). Units found by chance would overlap at that level.
 
@@ -16,10 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 import time
 from pathlib import Path
 
-CLASSES = {"esu": ["esu"], "esu+cu": ["esu", "cu"]}
+CLASSES = {"esu": ["esu"], "esu+cu": ["esu", "cu"], "esu+all cu": ["esu", "cu_all"]}
 
 
 def unit_set(um, names: list[str]) -> set[tuple[str, int]]:
@@ -35,6 +39,8 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--n", type=int, default=64, help="examples per set and per sample")
     ap.add_argument("--snip-examples", type=int, default=32, help="snip needs a backward pass: fewer examples")
+    ap.add_argument("--safety", choices=["bundled", "own"], default="bundled",
+                    help="refusals in the safety pairs: the bundled ones, or the model's own (an aligned model)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "units_overlap.json"))
     args = ap.parse_args()
 
@@ -45,7 +51,8 @@ def main() -> None:
 
     t0 = time.time()
     model, tok = load_for_units(args.model)
-    safety = cal.safety_pairs("uncensorbench")
+    safety = cal.safety_pairs("uncensorbench") if args.safety == "bundled" else \
+        cal.own_refusal_pairs(model, tok, args.model)
     utility = cal.utility_pairs("benign", model, tok, args.model, None, 64, 16)
 
     def classified(method: str, s_pairs, u_pairs):
@@ -57,19 +64,22 @@ def main() -> None:
     n = args.n
     runs["half A"] = classified("ssah", safety[0::2][:n], utility[0::2][:n])
     runs["half B"] = classified("ssah", safety[1::2][:n], utility[1::2][:n])
+    drawn = {}
     for seed in (0, 1):
         rng = random.Random(seed)
-        runs[f"sample {seed}"] = classified("ssah", rng.sample(safety, min(n, len(safety))),
-                                            rng.sample(utility, min(n, len(utility))))
+        drawn[seed] = (rng.sample(safety, min(n, len(safety))), rng.sample(utility, min(n, len(utility))))
+        runs[f"sample {seed}"] = classified("ssah", *drawn[seed])
+    shared = [sum(1 for x in drawn[0][i] if x in drawn[1][i]) for i in (0, 1)]
     m = args.snip_examples
     for method in ("ssah", "wanda", "snip"):
         runs[method] = classified(method, safety[:m], utility[:m])
     pairs = {"halves": ("half A", "half B"), "samples": ("sample 0", "sample 1"), "ssah vs wanda": ("ssah", "wanda"),
              "ssah vs snip": ("ssah", "snip"), "wanda vs snip": ("wanda", "snip")}
     units_total = sum(int(c.numel()) for c in runs["half A"].classes.values())
-    out = {"measured": time.strftime("%Y-%m-%d"), "command": "python benchmarks/units_overlap.py --n " + str(n),
-           "model": args.model, "n": n, "snip_examples": m, "units": units_total,
-           "pool": {"safety": len(safety), "utility": len(utility)}, "overlap": {}}
+    out = {"measured": time.strftime("%Y-%m-%d"), "command": "python benchmarks/units_overlap.py " + " ".join(
+               sys.argv[1:]), "model": args.model, "safety": args.safety, "n": n, "snip_examples": m,
+           "units": units_total, "pool": {"safety": len(safety), "utility": len(utility)},
+           "samples_share": {"safety": shared[0], "utility": shared[1]}, "overlap": {}}
     for cls, names in CLASSES.items():
         size = len(unit_set(runs["half A"], names))
         f = size / units_total
