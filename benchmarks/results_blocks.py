@@ -48,7 +48,9 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
 - ssah_benign_all_seeds: benchmarks/results/ssah_benign_all_seeds.json (ESU + all CU and its twin at seeds 0, 1, 2)
 - attacks_fmt3, attacks_benign_*, attacks_fp25*, attacks_rh25*: `attacks_table.py` exports of the twelfth session
   (TWELFTH: CodeAttack / templates at three seeds; the completion format on the 79 benign test prompts; DeRTa with
-  first-person openers or raw helpful rows against raw25 on 230 fresh behaviors, `--start 240`)
+  first-person openers or raw helpful rows against raw25 on 230 fresh behaviors, `--start 240`; THIRTEENTH: the
+  raw helpful rows over three seeds)
+- units_overlap_derta: the overlap study on the 400-triple DeRTa model and its own refusals
 
     python benchmarks/results_blocks.py          # rewrite every block
     python benchmarks/results_blocks.py --check  # exit 1 when a block differs from its file (tests run this)
@@ -279,6 +281,10 @@ TWELFTH = {
     "attacks_fp25h0_fresh_s0": "--recipe fp25h0 --start 240 --report --against raw --seeds 0",
     "attacks_rh25_fresh_s0": "--recipe rh25 --start 240 --report --against raw --seeds 0",
 }
+THIRTEENTH = {  # raw helpful rows (rh25) against raw25 over three seeds, fresh behaviors and benign prompts
+    "attacks_rh25_fresh3": "--recipe rh25 --start 240 --report --against raw --seeds 0 1 2",
+    "attacks_benign_rh25_3": "--recipe rh25 --benign --report --against raw --seeds 0 1 2",
+}
 
 
 def units_overlap_block(name: str = "units_overlap.json") -> str:
@@ -342,7 +348,7 @@ BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "split
           "ssah_benign_seeds": ssah_benign_seeds_block, "ssah_benign_all_seeds": ssah_benign_all_seeds_block,
           "attacks_raw50": attacks_raw50_block, "attacks_raw50_vs_more": attacks_raw50_vs_more_block,
           "attacks_raw3": attacks_raw3_block, "attacks_more240": attacks_more240_block,
-          **{name: attacks_table(f"{name}.json", args) for name, args in TWELFTH.items()},
+          **{name: attacks_table(f"{name}.json", args) for name, args in {**TWELFTH, **THIRTEENTH}.items()},
           "derta_echo_val": recipe_table("derta_echo_val.json", "--report --split val --seeds 0 --arms ...-raw25 "
                                                                 "...-fp25 ...-fp25h0 ...-rh25 --pairs ... --export ..."),
           "attacks": attacks_block, "ssah_benign": ssah_benign_block, "ssah_benign_more": ssah_benign_more_block,
