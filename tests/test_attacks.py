@@ -210,6 +210,29 @@ def test_autodan_starts_from_the_dan_prototype_and_returns_its_best():
     assert res == run_autodan(B, model, tok, templates, AutoDANConfig(population=4, generations=2), seed=0)
 
 
+def test_autodan_fitness_in_batches_matches_one_prompt_at_a_time():
+    import torch
+
+    from safekeel.attacks.autodan import opener_losses
+    from safekeel.attacks.base import user
+
+    tok = build_tokenizer("chatml")
+    model = build_model(tok)
+    prompts = ["Short.", "A much longer prompt that needs padding on the left. " * 3, "Medium length prompt here."]
+    opener = "Sure, here is how to do it"
+    batched = opener_losses(model, tok, prompts, opener, batch_size=3)
+    for prompt, loss in zip(prompts, batched, strict=True):  # the plain causal-LM loss of each row alone
+        ctx = tok(tok.apply_chat_template(user(prompt), tokenize=False, add_generation_prompt=True),
+                  add_special_tokens=False)["input_ids"]
+        tgt = tok(opener, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([ctx + tgt])
+        labels = ids.clone()
+        labels[0, : len(ctx)] = -100
+        with torch.no_grad():
+            assert abs(loss - float(model(input_ids=ids, labels=labels).loss)) < 1e-4
+    assert opener_losses(model, tok, prompts, opener, batch_size=2) == pytest.approx(batched, abs=1e-5)
+
+
 def test_autodan_ga_operators_with_a_fixed_seed():
     import random
 

@@ -52,6 +52,7 @@ class AutoDANConfig:
     momentum: float = 0.5  # sentence level: weight of a word's previous score
     check_every: int = 1  # early-stop check (one generation of the best prompt's answer) every N iterations
     max_template_chars: int = 2000  # long prompts make each fitness call slow on CPU
+    batch_size: int = 8  # prompts scored per forward pass (the paper's population of 256 is 32 passes a generation)
 
     @classmethod
     def paper(cls) -> AutoDANConfig:
@@ -135,13 +136,29 @@ def prompt_with_question(template: str, question: str) -> str:
 @torch.no_grad()
 def opener_loss(model, tok, prompt: str, opener: str) -> float:
     """Mean NLL of `opener` as the assistant's first words after `prompt` (chat template applied)."""
-    ctx = tok.apply_chat_template(user(prompt), tokenize=False, add_generation_prompt=True)
-    ctx_ids = tok(ctx, add_special_tokens=False)["input_ids"]
-    tgt_ids = tok(opener, add_special_tokens=False)["input_ids"]
-    ids = torch.tensor([ctx_ids + tgt_ids]).to(devices.input_device(model))
-    labels = ids.clone()
-    labels[0, : len(ctx_ids)] = -100
-    return float(model(input_ids=ids, labels=labels).loss)
+    return opener_losses(model, tok, [prompt], opener)[0]
+
+
+@torch.no_grad()
+def opener_losses(model, tok, prompts: list[str], opener: str, batch_size: int = 8) -> list[float]:
+    """`opener_loss` of each prompt, `batch_size` prompts per forward pass. Left padding puts every opener at the
+    end of its row, so only its logits are kept; positions count from each row's first real token."""
+    tgt = tok(opener, add_special_tokens=False)["input_ids"]
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    dev = devices.input_device(model)
+    out: list[float] = []
+    for i in range(0, len(prompts), batch_size):
+        rows = [tok(tok.apply_chat_template(user(p), tokenize=False, add_generation_prompt=True),
+                    add_special_tokens=False)["input_ids"] + tgt for p in prompts[i: i + batch_size]]
+        width = max(len(r) for r in rows)
+        ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=dev)
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=dev)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                       logits_to_keep=len(tgt) + 1).logits[:, :-1].float()  # the ones predicting the opener
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, -len(tgt):], reduction="none")
+        out += nll.mean(-1).tolist()
+    return out
 
 
 def prototype(templates: list[str], max_chars: int) -> str:
@@ -165,19 +182,23 @@ def run_autodan(b: Behavior, model, tok, templates: list[str], cfg: AutoDANConfi
     opener = f"Sure, here is how to {task_phrase(b.prompt)}"
     cache: dict[str, float] = {}
 
-    def fitness(t: str) -> float:  # log-likelihood of the compliant opener: higher is better
-        if t not in cache:
-            cache[t] = -opener_loss(model, tok, prompt_with_question(t, b.prompt), opener)
-        return cache[t]
+    def score(texts: list[str]) -> list[float]:  # log-likelihood of the compliant opener: higher is better
+        new = list(dict.fromkeys(t for t in texts if t not in cache))
+        losses = opener_losses(model, tok, [prompt_with_question(t, b.prompt) for t in new], opener, cfg.batch_size)
+        cache.update({t: -x for t, x in zip(new, losses, strict=True)})
+        return [cache[t] for t in texts]
+
+    def fitness(t: str) -> float:
+        return score([t])[0]
 
     scores: dict[str, float] = {}
     curve, stopped, iterations = [], False, 0
     for it in range(cfg.generations):
         iterations = it + 1
-        fit = [fitness(t) for t in population]
+        fit = score(population)
         scores = word_scores(population, fit, scores, cfg.momentum)  # sentence level
         population = [replace_with_better_words(t, scores, rng) for t in population]
-        fit = [fitness(t) for t in population]
+        fit = score(population)
         order = sorted(range(len(population)), key=lambda i: -fit[i])
         curve.append(fit[order[0]])
         best_prompt = prompt_with_question(population[order[0]], b.prompt)
@@ -193,8 +214,7 @@ def run_autodan(b: Behavior, model, tok, templates: list[str], cfg: AutoDANConfi
             child = crossover(a, c, rng, cfg.crossover_points) if rng.random() < cfg.crossover_rate else a
             children.append(mutate(child, rng, cfg.mutation_rate))
         population = children
-    for t in population:
-        fitness(t)
+    score(population)
     best = max(cache, key=cache.__getitem__)  # the best prompt the search evaluated
     curve.append(fitness(best))
     return {"prompt": prompt_with_question(best, b.prompt), "loss": -fitness(best), "curve": curve,

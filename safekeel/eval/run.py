@@ -152,7 +152,8 @@ def _search_prompts(cfg: EvalConfig, gen, hf_model, tok, log) -> list[tuple[str,
         from ..data.bundled import jailbreak_templates
         from .generate import GenerationRequest as _Req
 
-        acfg = AutoDANConfig(population=cfg.autodan_population, generations=cfg.autodan_generations)
+        acfg = AutoDANConfig(population=cfg.autodan_population, generations=cfg.autodan_generations,
+                             batch_size=cfg.batch_size)  # fitness prompts per forward pass, as generation
 
         def answer(prompt: str) -> str:  # the early-stop check: the target's answer to the best prompt
             return gen([_Req(messages=[{"role": "user", "content": prompt}])])[0]
