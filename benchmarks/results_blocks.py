@@ -23,6 +23,7 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
   DeRTa model: the positive control, LoRA, top-safety units)
 - ssah_benign_vanilla: benchmarks/results/ssah_benign_vanilla.json (`--legacy --aligned vanilla`: the 88-triple
   vanilla-aligned model's grid, beside the 88-triple DeRTa model's in ssah_benign)
+- ssah_benign_vanilla_all: the 400-triple vanilla model's grid with every arm at seed 0 (`ssah_benign.py --export`)
 - ssah_prune: benchmarks/results/ssah_prune.json (`python benchmarks/ssah_prune.py --export ...`)
 - derta_own8_val / derta_own8_heldout: the -more-own8 arms (`derta_recipe.py --split val|heldout ... --export`)
 - derta_front_val: the front-weighted RTO schedule on the val split (`derta_recipe.py --split val ... --export`)
@@ -218,16 +219,20 @@ def derta_triples_block() -> str:
                                f"`{r['command']}`, {r['measured']})")
 
 
-def ssah_benign(name: str):
-    """A block showing an `ssah_benign.py --export` file: the gate, the seeds table, every finished seed-0 cell."""
+def ssah_benign(name: str, only: str | None = None):
+    """A block showing an `ssah_benign.py --export` file: the gate, the seeds table, every finished seed-0 cell (of
+    the `only` aligned model, else of each)."""
     def block() -> str:
         r = _load(name)
         if r is None:
             return f"(not measured yet: `python benchmarks/ssah_benign.py --gate --export benchmarks/results/{name}`)"
         out = []
         for aligned, g in r["gate"].items():
-            out += [f"Benign fine-tune, no defense, on the {aligned}-aligned model:", "", g["table"], ""]
+            if only in (None, aligned):
+                out += [f"Benign fine-tune, no defense, on the {aligned}-aligned model:", "", g["table"], ""]
         for aligned, g in r["grid"].items():
+            if only not in (None, aligned):
+                continue
             table = g["table"].replace("# ", "### ", 1).replace("\n## ", "\n#### ")  # inside RESULTS' sections
             out += [f"Defenses on the {aligned}-aligned model:", "", table, ""]
             if g.get("seed0_table") and g["seed0_table"] != g["table"]:
@@ -248,6 +253,7 @@ ssah_benign_more_block = ssah_benign("ssah_benign_more.json")
 ssah_benign_controls_block = ssah_benign("ssah_benign_controls.json")
 ssah_benign_vanilla_block = ssah_benign("ssah_benign_vanilla.json")
 ssah_benign_seeds_block = ssah_benign("ssah_benign_seeds.json")
+ssah_benign_vanilla_all_block = ssah_benign("ssah_benign_vanilla_all.json", only="vanilla")
 ssah_benign_all_seeds_block = ssah_benign("ssah_benign_all_seeds.json")
 
 
@@ -358,7 +364,8 @@ BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "split
           "derta_echo_val": recipe_table("derta_echo_val.json", "--report --split val --seeds 0 --arms ...-raw25 "
                                                                 "...-fp25 ...-fp25h0 ...-rh25 --pairs ... --export ..."),
           "attacks": attacks_block, "ssah_benign": ssah_benign_block, "ssah_benign_more": ssah_benign_more_block,
-          "ssah_benign_controls": ssah_benign_controls_block, "ssah_benign_vanilla": ssah_benign_vanilla_block}
+          "ssah_benign_controls": ssah_benign_controls_block, "ssah_benign_vanilla": ssah_benign_vanilla_block,
+          "ssah_benign_vanilla_all": ssah_benign_vanilla_all_block}
 PATTERN = re.compile(r"(<!-- results:(\w+) -->\n)(.*?)(<!-- /results:\2 -->)", re.S)
 
 
