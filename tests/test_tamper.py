@@ -166,7 +166,7 @@ def test_tamper_seeds_run_one_folder_per_seed_and_pair_cells(tmp_path, tiny_dir,
     assert seeds["worst_case_over_seeds"]["constrained"]["cells"] == 2  # one cell per seed
 
 
-def _cell(name: str, asr: float, refusals: dict[str, float], utility: float = 1.0) -> dict:
+def _seed_cell(name: str, asr: float, refusals: dict[str, float], utility: float = 1.0) -> dict:
     return {"name": name, "defense": name.split("-")[0], "asr": asr, "asr_ci": [0, 1], "utility": utility,
             "by_attack": {a: {"refusal": r, "refusal_ci": [0, 1]} for a, r in refusals.items()}}
 
@@ -180,11 +180,11 @@ def test_worst_over_seeds_takes_each_seeds_qualifying_cells_only():
             for d in dict.fromkeys(c["defense"] for c in cells)}}
 
     seeds = {
-        0: summary([_cell("none-b-lr1", 0.1, {"direct": 0.8, "prefill": 0.6}),
-                    _cell("ssah-b-lr1", 0.05, {"direct": 0.9, "prefill": 0.85})], []),
+        0: summary([_seed_cell("none-b-lr1", 0.1, {"direct": 0.8, "prefill": 0.6}),
+                    _seed_cell("ssah-b-lr1", 0.05, {"direct": 0.9, "prefill": 0.85})], []),
         # seed 1: ssah's cell broke utility (excluded), so its 0% refusal and 90% ASR must not count
-        1: summary([_cell("none-b-lr1", 0.2, {"direct": 0.7, "prefill": 0.65}),
-                    _cell("ssah-b-lr1", 0.9, {"direct": 0.0, "prefill": 0.0}, utility=0.2)], ["ssah-b-lr1"]),
+        1: summary([_seed_cell("none-b-lr1", 0.2, {"direct": 0.7, "prefill": 0.65}),
+                    _seed_cell("ssah-b-lr1", 0.9, {"direct": 0.0, "prefill": 0.0}, utility=0.2)], ["ssah-b-lr1"]),
     }
     w = worst_over_seeds(seeds)
     assert w["none"]["qualifying"] == 2 and w["none"]["highest_asr"]["seed"] == 1
