@@ -53,6 +53,7 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
   raw helpful rows over three seeds)
 - derta_ablation_constrained: the 400-triple ablation with the constrained arm (Qi et al.'s objective on prefix rows)
 - alignment_budget_wide: RU-only DeRTa, its random twin and full DeRTa on the 240 wide behaviors (seed 1)
+- demo_recipe_val_s40: the quick demo's chosen recipe and vanilla at 40 steps on val-wide
 - derta_more_heldout3: the 400-triple DeRTa and vanilla on the test split (benign, over-refusal, QA) at three seeds
 - units_overlap_derta: the overlap study on the 400-triple DeRTa model and its own refusals
 
@@ -337,6 +338,8 @@ BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "split
                                                      "--archive ... --arms ... constrained-r1-lr10-z33-more ... --export ..."),
           "alignment_budget_wide": recipe_table("alignment_budget_wide.json", "--report --split wide --arms ... "
                                                                               "-lr100 --seeds 1 --pairs ... --export ..."),
+          "demo_recipe_val_s40": recipe_table("demo_recipe_val_s40.json", "--out runs/derta_recipe_s40 --report "
+                                                                          "--split val-wide ... --export ..."),
           "derta_more_heldout3": recipe_table("derta_more_heldout3.json", "--report --split heldout --archive ... "
                                                                           "--seeds 0 1 2 --export ..."),
           "judge_choice": choice_block, "prefixes": prefixes_block, "derta_wide": derta_wide_block,
