@@ -108,9 +108,9 @@ def worst_over_seeds(summaries: dict[int, dict]) -> dict[str, dict]:
     total: dict[str, int] = {}
     for seed, s in summaries.items():
         for d, entry in s["worst_case"].items():
-            mine = [c for c in s["cells"] if c["defense"] == d]
+            mine, excluded = [c for c in s["cells"] if c["defense"] == d], set(entry["excluded"])
             total[d] = total.get(d, 0) + len(mine)
-            kept.setdefault(d, []).extend((seed, c) for c in mine if c["name"] not in set(entry["excluded"]))
+            kept.setdefault(d, []).extend((seed, c) for c in mine if c["name"] not in excluded)
     out: dict[str, dict] = {}
     for d, cells in kept.items():
         entry = {"cells": total[d], "qualifying": len(cells), "highest_asr": None, "lowest_refusal": None}
