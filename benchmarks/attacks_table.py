@@ -96,6 +96,7 @@ def run(out: Path, args, arm: str, seed: int, group: str, attacks: list[str]) ->
         behaviors=str(behaviors_file(out, args.n, args.start, args.benign)),
         attacks=attacks, benign_scary=0, benign=0, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
         judges=["keyword", "harm-clf"], pair_streams=args.pair_streams, pair_iterations=args.pair_iterations,
+        pair_batch=args.pair_batch,
         autodan_population=args.autodan_population, autodan_generations=args.autodan_generations,
         seed=0, out=str(d), resume=(d / "rows.jsonl").exists()))
     t0 = time.time()
@@ -299,6 +300,8 @@ def main() -> None:
                     "first: 32 in-the-wild templates of ~1,500 tokens did not finish one batch in 20 min on one core)")
     ap.add_argument("--pair-streams", type=int, default=3)
     ap.add_argument("--pair-iterations", type=int, default=3)
+    ap.add_argument("--pair-batch", type=int, default=8, help="behaviors whose PAIR streams share each attacker and "
+                    "target call")
     ap.add_argument("--autodan-population", type=int, default=8)
     ap.add_argument("--autodan-generations", type=int, default=3)
     ap.add_argument("--report", action="store_true")

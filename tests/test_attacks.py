@@ -295,3 +295,26 @@ def test_registry_is_full_from_any_entry_point(entry, cli_env):
     assert static == sorted(["direct", "prefill", "completion", "codeattack", "cipher", "jailbreak_template",
                              "harmful_prefix"])
     assert decoders == ["cipher"]
+
+
+def test_pair_in_lockstep_calls_the_attacker_once_per_iteration_and_stops_each_goal_at_its_own_jailbreak():
+    """Three goals x two streams: one attacker and one target call per iteration for every goal still searching;
+    the goal jailbroken at iteration 1 drops out, the others run all three iterations, as each would alone."""
+    from safekeel.attacks.pair import run_pair_many
+
+    attacker_calls, target_calls = [], []
+
+    def attacker(histories):
+        attacker_calls.append(len(histories))
+        return [json.dumps({"improvement": "x", "prompt": h[0]["content"].split("task: '")[1].split("'")[0]}) for h in histories]
+
+    def target(prompts):
+        target_calls.append(len(prompts))
+        return ["UNSAFE" if "goal b" in p else "No." for p in prompts]
+
+    res = run_pair_many(["goal a", "goal b", "goal c"], attacker, target,
+                        lambda goal, answer: 10.0 if answer == "UNSAFE" else 1.0, PairConfig(n_streams=2, n_iterations=3))
+    assert attacker_calls == [6, 4, 4] and target_calls == [6, 4, 4]
+    assert [r.iterations for r in res] == [3, 1, 3] and [len(r.history) for r in res] == [6, 2, 6]
+    assert [r.score for r in res] == [1.0, 10.0, 1.0] and [r.attacker_calls for r in res] == [6, 2, 6]
+    assert res[1].prompt == "goal b"

@@ -134,26 +134,51 @@ def test_pair_search_inside_an_eval_run(tiny_dir, tmp_path):
     assert len(list(read_jsonl_rows(out / "rows.jsonl"))) == 3  # searches are not redone on resume
 
 
+def test_pair_searches_behaviors_in_lockstep_groups_and_resumes_by_group(tiny_dir, tmp_path, monkeypatch):
+    """--pair-batch 2 over three behaviors: two groups, [b0, b1] then [b2], each one call per iteration for all its
+    streams; a resumed run searches only the behaviors without rows."""
+    import safekeel.attacks.pair as pair_mod
+
+    real, groups = pair_mod.pair_attack_many, []
+
+    def spy(bs, *a, **kw):
+        groups.append([b.id for b in bs])
+        return real(bs, *a, **kw)
+
+    monkeypatch.setattr(pair_mod, "pair_attack_many", spy)
+    kw = dict(attacks=["pair"], pair_streams=2, pair_iterations=1, benign_scary=0, benign=0, judges=["harm"],
+              attacker_max_new_tokens=8, attacker_model="self", pair_judge="harm", pair_batch=2)
+    out = run_eval(config(tiny_dir, tmp_path, **kw), log=lambda *a: None)
+    assert groups == [["b0", "b1"], ["b2"]]
+    rows = list(read_jsonl_rows(out / "rows.jsonl"))
+    assert sorted(r["behavior_id"] for r in rows) == ["b0", "b1", "b2"]
+    assert all(r["meta"]["queries"] == 2 and r["meta"]["budget"]["streams"] == 2 for r in rows)
+    (out / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows if r["behavior_id"] != "b1"))
+    groups.clear()
+    run_eval(config(tiny_dir, tmp_path, resume=True, **kw), log=lambda *a: None)
+    assert groups == [["b1"]]
+
+
 def test_a_search_interrupted_midway_keeps_the_behaviors_already_searched(tiny_dir, tmp_path, monkeypatch):
     """PAIR / AutoDAN take minutes per behavior: each behavior's row is on disk before the next search starts."""
     import safekeel.attacks.pair as pair_mod
 
-    real, calls = pair_mod.pair_attack, []
+    real, calls = pair_mod.pair_attack_many, []
 
-    def dies_on_the_third(b, *a, **kw):
-        calls.append(b.id)
+    def dies_on_the_third(bs, *a, **kw):
+        calls.extend(b.id for b in bs)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(b, *a, **kw)
+        return real(bs, *a, **kw)
 
-    monkeypatch.setattr(pair_mod, "pair_attack", dies_on_the_third)
+    monkeypatch.setattr(pair_mod, "pair_attack_many", dies_on_the_third)
     kw = dict(attacks=["pair"], pair_streams=1, pair_iterations=1, benign_scary=0, benign=0, judges=["harm"],
-              attacker_max_new_tokens=8, attacker_model="self", pair_judge="harm")
+              attacker_max_new_tokens=8, attacker_model="self", pair_judge="harm", pair_batch=1)
     with pytest.raises(KeyboardInterrupt):
         run_eval(config(tiny_dir, tmp_path, **kw), log=lambda *a: None)
     rows = list(read_jsonl_rows(tmp_path / "run" / "rows.jsonl"))
     assert [r["behavior_id"] for r in rows] == ["b0", "b1"]
-    monkeypatch.setattr(pair_mod, "pair_attack", real)
+    monkeypatch.setattr(pair_mod, "pair_attack_many", real)
     out = run_eval(config(tiny_dir, tmp_path, resume=True, **kw), log=lambda *a: None)
     assert sorted(r["behavior_id"] for r in read_jsonl_rows(out / "rows.jsonl")) == ["b0", "b1", "b2"]
 

@@ -9,6 +9,8 @@ A reply the attacker did not format is asked for again (`parse_retries`, as the 
 retries); a stream that still has none keeps its last prompt, and the row records it (`unparsed`). The attacker is
 a model other than the target: `hf_chat(model, tok)` for a local HF model, `endpoint_chat(ChatEndpoint)` for an
 OpenAI-compatible server. Each row records the budget spent (target queries, attacker calls, iterations).
+Several behaviors can search in lockstep (`pair_attack_many`: one attacker and one target call per iteration for
+all their streams), which is what fills a GPU's batch; each still stops at its own first jailbreak.
 """
 
 from __future__ import annotations
@@ -74,50 +76,70 @@ def parse_prompt(reply: str) -> str | None:
 
 
 def run_pair(goal: str, attacker: Chat, target: Target, scorer: Scorer, cfg: PairConfig | None = None) -> PairResult:
+    return run_pair_many([goal], attacker, target, scorer, cfg)[0]
+
+
+def run_pair_many(goals: list[str], attacker: Chat, target: Target, scorer: Scorer, cfg: PairConfig | None = None
+                  ) -> list[PairResult]:
+    """Algorithm 1 for several goals in lockstep: each iteration, one attacker call for every stream of every goal
+    still searching and one target call for all their prompts, so a GPU (or a CPU's batch) is used by goals x
+    streams at once; each goal stops at its own first jailbreak, as it would alone."""
     cfg = cfg or PairConfig()
-    system = {"role": "system", "content": ATTACKER_SYSTEM.format(goal=goal)}
-    histories: list[list[dict]] = [[{"role": "user", "content": f"Write your first prompt for the task: '{goal}'."}]
-                                   for _ in range(cfg.n_streams)]
-    best = PairResult(prompt=goal, score=float("-inf"))
-    current = [goal] * cfg.n_streams
+    n = cfg.n_streams
+    systems = [{"role": "system", "content": ATTACKER_SYSTEM.format(goal=g)} for g in goals]
+    histories = [[[{"role": "user", "content": f"Write your first prompt for the task: '{g}'."}] for _ in range(n)]
+                 for g in goals]
+    best = [PairResult(prompt=g, score=float("-inf")) for g in goals]
+    current = [[g] * n for g in goals]
+    active = list(range(len(goals)))
     for it in range(cfg.n_iterations):
-        best.iterations = it + 1
-        replies: list[str | None] = [None] * cfg.n_streams
+        streams = [(g, s) for g in active for s in range(n)]
+        replies: dict[tuple[int, int], str | None] = dict.fromkeys(streams)
         for _ in range(cfg.parse_retries + 1):
-            todo = [s for s in range(cfg.n_streams) if replies[s] is None or parse_prompt(replies[s]) is None]
+            todo = [k for k in streams if replies[k] is None or parse_prompt(replies[k]) is None]
             if not todo:
                 break
-            fresh = attacker([[system, *histories[s][-(2 * cfg.keep_history + 1):]] for s in todo])
-            best.attacker_calls += len(todo)
-            for s, reply in zip(todo, fresh, strict=True):
-                replies[s] = reply
-        for s, reply in enumerate(replies):
+            fresh = attacker([[systems[g], *histories[g][s][-(2 * cfg.keep_history + 1):]] for g, s in todo])
+            for (g, s), reply in zip(todo, fresh, strict=True):
+                best[g].attacker_calls += 1
+                replies[g, s] = reply
+        for (g, s), reply in replies.items():
             parsed = parse_prompt(reply or "")
-            best.unparsed += parsed is None
-            current[s] = parsed or current[s]  # still unformatted: the stream keeps its last prompt
-            histories[s].append({"role": "assistant", "content": reply or ""})
-        answers = target(current)
-        for s, answer in enumerate(answers):
-            score = float(scorer(goal, answer))
-            best.history.append({"iteration": it, "stream": s, "prompt": current[s], "score": score})
-            if score > best.score:
-                best.prompt, best.score = current[s], score
-            histories[s].append({"role": "user", "content": FEEDBACK.format(response=answer[:600], score=score,
-                                                                             goal=goal)})
-        if best.score >= cfg.stop_score:
+            best[g].unparsed += parsed is None
+            current[g][s] = parsed or current[g][s]  # still unformatted: the stream keeps its last prompt
+            histories[g][s].append({"role": "assistant", "content": reply or ""})
+        answers = target([current[g][s] for g, s in streams])
+        for (g, s), answer in zip(streams, answers, strict=True):
+            score = float(scorer(goals[g], answer))
+            r = best[g]
+            r.iterations = it + 1
+            r.history.append({"iteration": it, "stream": s, "prompt": current[g][s], "score": score})
+            if score > r.score:
+                r.prompt, r.score = current[g][s], score
+            histories[g][s].append({"role": "user", "content": FEEDBACK.format(response=answer[:600], score=score,
+                                                                                goal=goals[g])})
+        active = [g for g in active if best[g].score < cfg.stop_score]
+        if not active:
             break
     return best
 
 
 def pair_attack(b: Behavior, attacker: Chat, target: Target, scorer: Scorer, cfg: PairConfig | None = None
                 ) -> AttackPrompt:
+    return pair_attack_many([b], attacker, target, scorer, cfg)[0]
+
+
+def pair_attack_many(behaviors: list[Behavior], attacker: Chat, target: Target, scorer: Scorer,
+                     cfg: PairConfig | None = None) -> list[AttackPrompt]:
+    """One PAIR prompt per behavior, the behaviors searched in lockstep (`run_pair_many`)."""
     cfg = cfg or PairConfig()
-    res = run_pair(b.prompt, attacker, target, scorer, cfg)
-    return AttackPrompt(b.id, b.prompt, "pair", user(res.prompt), category=b.category,
-                        meta={"score": res.score, "queries": len(res.history), "iterations": res.iterations,
-                              "attacker_calls": res.attacker_calls, "unparsed": res.unparsed,
-                              "stopped_early": res.score >= cfg.stop_score,
-                              "budget": {"streams": cfg.n_streams, "iterations": cfg.n_iterations}})
+    results = run_pair_many([b.prompt for b in behaviors], attacker, target, scorer, cfg)
+    return [AttackPrompt(b.id, b.prompt, "pair", user(res.prompt), category=b.category,
+                         meta={"score": res.score, "queries": len(res.history), "iterations": res.iterations,
+                               "attacker_calls": res.attacker_calls, "unparsed": res.unparsed,
+                               "stopped_early": res.score >= cfg.stop_score,
+                               "budget": {"streams": cfg.n_streams, "iterations": cfg.n_iterations}})
+            for b, res in zip(behaviors, results, strict=True)]
 
 
 def hf_chat(model, tok, max_new_tokens: int = 256, do_sample: bool = True, seed: int = 0) -> Chat:

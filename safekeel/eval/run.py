@@ -13,12 +13,15 @@ import contextlib
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from ..attacks.base import AttackOptions, AttackPrompt, build_attacks, decode_response
 from ..attacks.run_helpers import load_behaviors
 from ..config import field, save_config
+from ..data.records import Behavior
 from ..errors import SafekeelError
 from ..io import append_jsonl, read_jsonl_rows, repair_tail
 from ..judges.keyword import first_refusal_token
@@ -61,6 +64,8 @@ class EvalConfig(JudgeSettings):
                               "safety judge), harm (= derta, lexical), llm, llamaguard")
     pair_streams: int = field(3, help="PAIR: parallel attacker streams (paper: 20)")
     pair_iterations: int = field(3, help="PAIR: refinement iterations (paper: 3)")
+    pair_batch: int = field(8, help="PAIR: behaviors searched in lockstep (their streams share each attacker and "
+                                    "target call; 1 = one behavior at a time)")
     pair_judge: str = field("harm-clf", help="PAIR: the judge in the loop (its P(unsafe) on PAIR's 1-10 scale)")
     attacker_model: str = field("smollm2-135m", help="PAIR attacker: embedded name, HF id / folder, or 'self' (the "
                                                      "target); default: the embedded base model, not the target")
@@ -85,8 +90,8 @@ class EvalConfig(JudgeSettings):
         unknown = [a for a in self.attacks if a not in attack_names()]
         if unknown:
             raise SafekeelError(f"unknown attack(s) {', '.join(unknown)} (known: {', '.join(attack_names())})")
-        if self.samples < 1 or self.batch_size < 1 or self.max_new_tokens < 1:
-            raise SafekeelError("samples, batch_size and max_new_tokens must be >= 1")
+        if min(self.samples, self.batch_size, self.max_new_tokens, self.pair_batch) < 1:
+            raise SafekeelError("samples, batch_size, max_new_tokens and pair_batch must be >= 1")
 
 
 def gen_settings(cfg: EvalConfig) -> dict:
@@ -103,8 +108,6 @@ def row_key(cfg: EvalConfig, ap: AttackPrompt, sample: int, spec: dict | None = 
 
 def plan(cfg: EvalConfig, tok=None) -> list[tuple[str, AttackPrompt]]:
     """(set name, prompt) for every static attack, plus over-refusal and helpfulness prompts."""
-    from ..data.records import Behavior
-
     opts = AttackOptions(seed=cfg.seed, prefill_text=cfg.prefill_text, prefix_ks=list(cfg.prefix_ks),
                          ciphers=list(cfg.ciphers), cipher_mode=cfg.cipher_mode, tokenizer=tok,
                          template_max_chars=cfg.template_max_chars)
@@ -142,9 +145,20 @@ def _row(cfg: EvalConfig, key: str, set_name: str, ap: AttackPrompt, sample: int
             "refusal_token": first_refusal_token(decoded, tok), "gen": gen_settings(cfg)}
 
 
-def _search_prompts(cfg: EvalConfig, gen, hf_model, tok, log) -> list[tuple[str, AttackPrompt, dict]]:
-    """PAIR / AutoDAN prompts (need the target model in the loop); spec = what the key hashes. `gen(requests)`
-    answers with the run's backend; `hf_model()` is the HF model, loaded on first use (AutoDAN needs its logits)."""
+class _Search(NamedTuple):
+    """One behavior's search: `make(behaviors)` runs it for up to `group` consecutive behaviors of the same attack
+    at once (PAIR's lockstep); `spec` is what the row key hashes."""
+    set_name: str
+    behavior: Behavior
+    attack: str
+    make: Callable[[list[Behavior]], list[AttackPrompt]]
+    spec: dict
+    group: int
+
+
+def _search_prompts(cfg: EvalConfig, gen, hf_model, tok, log) -> list[_Search]:
+    """PAIR / AutoDAN prompts (need the target model in the loop). `gen(requests)` answers with the run's backend;
+    `hf_model()` is the HF model, loaded on first use (AutoDAN needs its logits)."""
     out = []
     behaviors = load_behaviors(cfg.behaviors, cfg.n_behaviors)
     if "autodan" in cfg.attacks:
@@ -158,11 +172,12 @@ def _search_prompts(cfg: EvalConfig, gen, hf_model, tok, log) -> list[tuple[str,
         def answer(prompt: str) -> str:  # the early-stop check: the target's answer to the best prompt
             return gen([_Req(messages=[{"role": "user", "content": prompt}])])[0]
 
-        for b in behaviors:
-            out.append(("harmful", b, "autodan", lambda b=b: autodan_attack(b, hf_model(), tok, jailbreak_templates(),
-                                                                            acfg, cfg.seed, answer), vars(acfg)))
+        def autodan(bs):
+            return [autodan_attack(b, hf_model(), tok, jailbreak_templates(), acfg, cfg.seed, answer) for b in bs]
+
+        out += [_Search("harmful", b, "autodan", autodan, vars(acfg), 1) for b in behaviors]
     if "pair" in cfg.attacks:
-        from ..attacks.pair import PairConfig, endpoint_chat, hf_chat, judge_scorer, pair_attack
+        from ..attacks.pair import PairConfig, endpoint_chat, hf_chat, judge_scorer, pair_attack_many
         from ..judges.endpoint import ChatEndpoint
         from ..judges.registry import make_judge
         from ..models import load_model
@@ -182,11 +197,10 @@ def _search_prompts(cfg: EvalConfig, gen, hf_model, tok, log) -> list[tuple[str,
             return gen([GenerationRequest(messages=[{"role": "user", "content": p}]) for p in prompts])
 
         scorer = judge_scorer(make_judge(cfg.pair_judge, cfg.judge_options(), tokenizer=tok))
-        for b in behaviors:
-            out.append(("harmful", b, "pair", lambda b=b: pair_attack(b, attacker, target, scorer, pcfg),
-                        {**vars(pcfg), "attacker": cfg.attacker_endpoint or cfg.attacker_model,
-                         "judge": cfg.pair_judge,
-                         "attacker_tokens": cfg.attacker_max_new_tokens}))
+        spec = {**vars(pcfg), "attacker": cfg.attacker_endpoint or cfg.attacker_model, "judge": cfg.pair_judge,
+                "attacker_tokens": cfg.attacker_max_new_tokens}
+        out += [_Search("harmful", b, "pair", lambda bs: pair_attack_many(bs, attacker, target, scorer, pcfg), spec,
+                        cfg.pair_batch) for b in behaviors]
     return out
 
 
@@ -265,19 +279,27 @@ def _generate_rows(cfg: EvalConfig, out: Path, rows_path: Path, model_objects, l
                 todo.append((key, set_name, ap, s))
     log(f"{len(done)} rows already done, {len(todo)} to generate ({time.time() - t0:.1f}s to plan)")
     _answer(cfg, todo, gen, tok, rows_path, log)
+    pending = []
+    for item in _search_prompts(cfg, gen, hf_model, tok, log):
+        stub = AttackPrompt(item.behavior.id, item.behavior.prompt, item.attack, [])
+        keys = [row_key(cfg, stub, s, item.spec) for s in range(cfg.samples)]
+        if not all(k in done for k in keys):
+            pending.append((item, keys))
     n_search = 0
-    for set_name, b, attack, make, spec in _search_prompts(cfg, gen, hf_model, tok, log):
-        from ..attacks.base import AttackPrompt as _AP
-
-        stub = _AP(b.id, b.prompt, attack, [])
-        keys = [row_key(cfg, stub, s, spec) for s in range(cfg.samples)]
-        if all(k in done for k in keys):
-            continue
-        ap = make()  # a search is minutes of target calls: its rows are written before the next search starts
-        _answer(cfg, [(k, set_name, ap, s) for s, k in enumerate(keys) if k not in done], gen, tok, rows_path,
-                lambda _msg: None)
-        n_search += 1
-        log(f"{attack} {b.id}: searched ({n_search} behaviors this run, {time.time() - t0:.0f}s)")
+    while pending:  # a search is minutes of target calls: each group's rows are written before the next starts
+        first = pending[0][0]
+        chunk = [pending[0]]
+        for nxt in pending[1:first.group]:
+            if nxt[0].attack != first.attack:
+                break
+            chunk.append(nxt)
+        pending = pending[len(chunk):]
+        aps = first.make([item.behavior for item, _ in chunk])
+        _answer(cfg, [(k, item.set_name, ap, s) for (item, keys), ap in zip(chunk, aps, strict=True)
+                      for s, k in enumerate(keys) if k not in done], gen, tok, rows_path, lambda _msg: None)
+        n_search += len(chunk)
+        log(f"{first.attack} {', '.join(item.behavior.id for item, _ in chunk)}: searched ({n_search} behaviors "
+            f"this run, {time.time() - t0:.0f}s)")
     return rows_path
 
 
