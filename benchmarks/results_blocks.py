@@ -7,6 +7,7 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
 - derta: benchmarks/results/derta_recipe_heldout.json (`python benchmarks/derta_recipe.py --split heldout ...`,
   copied with `--export`)
 - demo: benchmarks/results/demo_summary.json (`make demo`, copied from runs/demo/demo_summary.json)
+- demo_s40: benchmarks/results/demo_s40_fresh.json (the same at 40 alignment steps, with the command and times added)
 - judge_choice: benchmarks/results/judge_choose.json (`python benchmarks/judge_formats.py --choose`)
 - splits: the split registry itself (deterministic over the pinned sources)
 - prefixes: benchmarks/results/wide_prefixes.json (`python benchmarks/derta_recipe.py --prefixes`)
@@ -316,8 +317,8 @@ def units_overlap_block(name: str = "units_overlap.json") -> str:
                                f"{r['measured']})")
 
 
-def demo_block() -> str:
-    r = _load("demo_summary.json")
+def demo_block(name: str = "demo_summary.json") -> str:
+    r = _load(name)
     if r is None:
         return "(not measured yet: `make demo`)"
     cols = [("asr_direct", "ASR direct"), ("refusal_direct", "refusal direct"), ("asr_prefill", "ASR prefill"),
@@ -328,10 +329,15 @@ def demo_block() -> str:
     for row in r["results"]:
         lines.append(f"| {row['model']} | " + " | ".join(f"{pct(row.get(c))}%" if row.get(c) is not None else "–"
                                                          for c, _ in cols) + " |")
+    if name != "demo_summary.json":  # a variant's run: what it ran and how long the demo stage took
+        lines.append(f"\n({r['command']}; {r['eval_n']} held-out harmful prompts per attack; demo wall time "
+                     f"{r['wall_seconds']:.0f} s, fresh clone with the venv bootstrap {r['fresh_clone_seconds']} s; "
+                     f"{r['measured']}, {r['machine']})")
     return "\n".join(lines)
 
 
 BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "splits": splits_block,
+          "demo_s40": lambda: demo_block("demo_s40_fresh.json"),
           "derta_seeds": derta_seeds_block, "derta_val": derta_val_block, "units_overlap": units_overlap_block,
           "units_overlap_derta": lambda: units_overlap_block("units_overlap_derta.json"),
           "derta_ablation_constrained": recipe_table("derta_ablation_constrained.json", "--report --split wide "
