@@ -51,7 +51,7 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
 - attacks_fmt3, attacks_benign_*, attacks_fp25*, attacks_rh25*: `attacks_table.py` exports of the twelfth session
   (TWELFTH: CodeAttack / templates at three seeds; the completion format on the 79 benign test prompts; DeRTa with
   first-person openers or raw helpful rows against raw25 on 230 fresh behaviors, `--start 240`; THIRTEENTH: the
-  raw helpful rows over three seeds)
+  raw helpful rows over three seeds; FOURTEENTH: AutoDAN on the three models, cipher at seeds 1 and 2)
 - derta_ablation_constrained: the 400-triple ablation with the constrained arm (Qi et al.'s objective on prefix rows)
 - alignment_budget_wide: RU-only DeRTa, its random twin and full DeRTa on the 240 wide behaviors (seed 1)
 - demo_recipe_val_s40: the quick demo's chosen recipe and vanilla at 40 steps on val-wide
@@ -297,6 +297,10 @@ THIRTEENTH = {  # raw helpful rows (rh25) against raw25 over three seeds, fresh 
     "attacks_benign_rh25_3": "--recipe rh25 --benign --report --against raw --seeds 0 1 2",
 }
 
+FOURTEENTH = {  # AutoDAN on base / vanilla / DeRTa (seed 0) beside CodeAttack / templates (3 seeds), cipher (seeds 1-2)
+    "attacks_fmt_search": "--more --out runs/attacks_table-fmt --report",
+}
+
 
 def units_overlap_block(name: str = "units_overlap.json") -> str:
     r = _load(name)
@@ -372,7 +376,7 @@ BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "split
           "ssah_benign_seeds": ssah_benign_seeds_block, "ssah_benign_all_seeds": ssah_benign_all_seeds_block,
           "attacks_raw50": attacks_raw50_block, "attacks_raw50_vs_more": attacks_raw50_vs_more_block,
           "attacks_raw3": attacks_raw3_block, "attacks_more240": attacks_more240_block,
-          **{name: attacks_table(f"{name}.json", args) for name, args in {**TWELFTH, **THIRTEENTH}.items()},
+          **{name: attacks_table(f"{name}.json", args) for name, args in {**TWELFTH, **THIRTEENTH, **FOURTEENTH}.items()},
           "derta_echo_val": recipe_table("derta_echo_val.json", "--report --split val --seeds 0 --arms ...-raw25 "
                                                                 "...-fp25 ...-fp25h0 ...-rh25 --pairs ... --export ..."),
           "attacks": attacks_block, "ssah_benign": ssah_benign_block, "ssah_benign_more": ssah_benign_more_block,
