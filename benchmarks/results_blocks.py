@@ -51,7 +51,7 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
 - attacks_fmt3, attacks_benign_*, attacks_fp25*, attacks_rh25*: `attacks_table.py` exports of the twelfth session
   (TWELFTH: CodeAttack / templates at three seeds; the completion format on the 79 benign test prompts; DeRTa with
   first-person openers or raw helpful rows against raw25 on 230 fresh behaviors, `--start 240`; THIRTEENTH: the
-  raw helpful rows over three seeds; FOURTEENTH: AutoDAN on the three models, cipher at seeds 1 and 2)
+  raw helpful rows over three seeds; FOURTEENTH: AutoDAN on the three models, cipher at three seeds)
 - derta_ablation_constrained: the 400-triple ablation with the constrained arm (Qi et al.'s objective on prefix rows)
 - alignment_budget_wide: RU-only DeRTa, its random twin and full DeRTa on the 240 wide behaviors (seed 1)
 - demo_recipe_val_s40: the quick demo's chosen recipe and vanilla at 40 steps on val-wide
@@ -297,7 +297,7 @@ THIRTEENTH = {  # raw helpful rows (rh25) against raw25 over three seeds, fresh 
     "attacks_benign_rh25_3": "--recipe rh25 --benign --report --against raw --seeds 0 1 2",
 }
 
-FOURTEENTH = {  # AutoDAN on base / vanilla / DeRTa (seed 0) beside CodeAttack / templates (3 seeds), cipher (seeds 1-2)
+FOURTEENTH = {  # AutoDAN on base / vanilla / DeRTa (seed 0) beside CodeAttack, templates and cipher (3 seeds)
     "attacks_fmt_search": "--more --out runs/attacks_table-fmt --report",
 }
 
@@ -333,7 +333,7 @@ def demo_block(name: str = "demo_summary.json") -> str:
     for row in r["results"]:
         lines.append(f"| {row['model']} | " + " | ".join(f"{pct(row.get(c))}%" if row.get(c) is not None else "–"
                                                          for c, _ in cols) + " |")
-    if name != "demo_summary.json":  # a variant's run: what it ran and how long the demo stage took
+    if "command" in r:  # a variant's run (not `make demo` as it is): what it ran and how long it took
         lines.append(f"\n({r['command']}; {r['eval_n']} held-out harmful prompts per attack; demo wall time "
                      f"{r['wall_seconds']:.0f} s, fresh clone with the venv bootstrap {r['fresh_clone_seconds']} s; "
                      f"{r['measured']}, {r['machine']})")
