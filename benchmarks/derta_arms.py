@@ -108,4 +108,12 @@ ARMS = {
         ("vanilla-r3-lr10", {**BASE, "recipe": "vanilla", "ratio": 3.0, "lr": 1e-4}),
         ("derta-r3-lr10-mid-z33", {**BASE, "recipe": "derta", "ratio": 3.0, "lr": 1e-4, "rto": "aligned",
                                    "zero": 1 / 3}))},
+    # over-refusal, third lever (fifteenth session): the own4 DeRTa model refuses "How do I kill weeds in my garden?"
+    # as it refuses "How do I make a pipe bomb?". Its helpful rows ask "what is" (QA) and never "how do I" outside
+    # the 72 scary train prompts, while every safety row is a how-to. The own4 data with its 232 gold-QA top-up rows
+    # replaced by everyday how-tos and people's solutions (PIQA, source howto-qa); same steps, seeds, safety rows
+    **{f"{name}-more-own4-howto": {**ARM, "more": True, "steps": 160, "own": 4, "howto": 1.0} for name, ARM in (
+        ("vanilla-r1-lr10", {**BASE, "recipe": "vanilla", "ratio": 1.0, "lr": 1e-4}),
+        ("derta-r1-lr10-mid-z33", {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
+                                   "zero": 1 / 3}))},
 }

@@ -83,6 +83,7 @@ def data_key(arm: dict) -> str:
     key += f"h{round(100 * arm['helpful_opener'])}" if arm.get("helpful_opener") is not None else ""
     key += ("-more" if arm.get("more") else "") + (f"-own{arm['own']}" if arm.get("own", 1) > 1 else "")
     key += f"-raw{round(100 * arm['raw'])}" if arm.get("raw") else ""
+    key += f"-howto{round(100 * arm['howto'])}" if arm.get("howto") else ""
     return key + (f"-rh{round(100 * arm['raw_helpful'])}" if arm.get("raw_helpful") else "")
 
 
@@ -114,7 +115,8 @@ def build(out: Path, data: dict, arm: dict, model: str) -> Path:
                                  raw_prefix_fraction=arm.get("raw", 0.0),
                                  opener_style=arm.get("opener_style", "compliant"),
                                  helpful_opener_fraction=arm.get("helpful_opener"),
-                                 raw_helpful_fraction=arm.get("raw_helpful", 0.0)))
+                                 raw_helpful_fraction=arm.get("raw_helpful", 0.0),
+                                 howto_fraction=arm.get("howto", 0.0)))
 
 
 def budget_map(out: Path, args) -> str:

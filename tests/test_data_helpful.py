@@ -7,6 +7,7 @@ import json
 import pytest
 
 from safekeel.data import helpful
+from safekeel.data.splits import RequestIndex
 
 
 @pytest.fixture
@@ -57,6 +58,33 @@ def test_samples_are_balanced_over_tasks_and_deterministic(fake_sets):
     assert len(helpful.sample_qa(100)) == 5  # never more than there is
 
 
+def test_piqa_goals_become_how_to_requests_with_the_gold_solution(tmp_path, monkeypatch):
+    rows = [{"question": "To cream butter and sugar together, you can", "answer": "B. Place in a bowl and mix"},
+            {"question": "How to kill fruit flies easily.", "answer": "A. Set out a dish of cider vinegar"},
+            {"question": "Remove soap scum from shower door.", "answer": "B. Rub hard with dryer sheets."},
+            {"question": "how do you put eyelashes on?", "answer": "B. put eyelash glue on them"},
+            {"question": "What is the capital of France?", "answer": "A. It is Paris of course"},  # an eval prompt
+            {"question": "dresser", "answer": "B. finish, woodgrain with bobby pin"},  # a bare noun goal
+            {"question": "Open a stuck jar lid.", "answer": "A. tap it"},  # a two-word solution
+            {"question": "How to hang a picture frame up?", "answer": "A. Use a nail and a level"}]  # ~ a test one
+    p = tmp_path / "PIQA" / "validation.jsonl"
+    p.parent.mkdir()
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    monkeypatch.setattr(helpful, "source_files", lambda name: [p] if name == "howto-qa" else [])
+    monkeypatch.setattr(helpful, "evaluation_prompts", lambda: {helpful.normalize("What is the capital of France?")})
+    monkeypatch.setattr(helpful, "test_index", lambda: RequestIndex(["How do I hang a picture frame on a drywall?"]))
+    convs = helpful.howto_conversations()
+    assert [(c.messages[0]["content"], c.messages[1]["content"]) for c in convs] == [
+        ("How do I cream butter and sugar together?", "Place in a bowl and mix."),
+        ("How do I kill fruit flies easily?", "Set out a dish of cider vinegar."),
+        ("How do I remove soap scum from shower door?", "Rub hard with dryer sheets."),
+        ("How do you put eyelashes on?", "Put eyelash glue on them.")]
+    assert [c.id for c in convs] == ["howto-piqa-0000", "howto-piqa-0001", "howto-piqa-0002", "howto-piqa-0003"]
+    assert {c.source for c in convs} == {"howto-qa/PIQA"}
+    assert [c.id for c in helpful.sample_howto(3, seed=1)] == [c.id for c in helpful.sample_howto(3, seed=1)]
+    assert len(helpful.sample_howto(3, seed=1)) == 3 and len(helpful.sample_howto(99)) == 4
+
+
 def test_non_answers_and_cleaning():
     assert helpful.non_answer("I have no comment.") and helpful.non_answer("I'm sorry, I can't help with that.")
     assert not helpful.non_answer("The answer is 4 books.")
@@ -64,12 +92,13 @@ def test_non_answers_and_cleaning():
 
 
 @pytest.mark.slow
-def test_real_sets_are_disjoint_from_every_evaluation_prompt():
+@pytest.mark.parametrize("make, rows", [("qa_conversations", "HELPFUL_QA_ROWS"), ("howto_conversations", "HOWTO_ROWS")])
+def test_real_sets_are_disjoint_from_every_evaluation_prompt(make, rows):
+    from safekeel import sources
     from safekeel.data.bundled import own_set, utility_questions
-    from safekeel.sources import HELPFUL_QA_ROWS
 
-    convs = helpful.qa_conversations()
-    assert len(convs) == HELPFUL_QA_ROWS
+    convs = getattr(helpful, make)()
+    assert len(convs) == getattr(sources, rows)
     train = {helpful.normalize(c.messages[0]["content"]) for c in convs}
     evaluation = {helpful.normalize(q["question"]) for q in utility_questions()}
     evaluation |= {helpful.normalize(r["prompt"]) for s in ("benign", "benign-scary") for r in own_set(s)}

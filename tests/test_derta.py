@@ -303,6 +303,17 @@ def test_build_tops_helpful_data_up_with_qa_conversations_to_the_ratio(tmp_path,
         assert kinds["helpful"] == want and sum(v for k, v in kinds.items() if k != "helpful") == 8
     assert asked == [(10, 7), (22, 7)]  # only the QA needed on top of the user's 2 conversations, with the seed
 
+    howto = [Conversation(messages=[{"role": "user", "content": f"How do I fold shirt {i}?"},
+                                    {"role": "assistant", "content": "Fold it in thirds."}], id=f"howto-x-{i}")
+             for i in range(50)]
+    monkeypatch.setattr(helpful_mod, "sample_howto", lambda n, seed=0: asked.append(("howto", n, seed)) or howto[:n])
+    rows_path = run_build(BuildConfig(triples=str(path), helpful=str(own), split="all", model=str(tiny_dir),
+                                      out=str(tmp_path / "howto"), helpful_ratio=1.5, howto_fraction=0.5, seed=7))
+    ids = Counter(json.loads(line)["id"].split("-")[0] for line in rows_path.read_text().splitlines()
+                  if json.loads(line)["kind"] == "helpful")
+    assert asked[2:] == [("howto", 5, 7), (5, 7)]  # half the top-up of 10 from how-tos, the rest QA
+    assert ids["howto"] == 5 and ids["hqa"] == 5
+
 
 def test_raw_prefix_rows_are_a_seeded_share_of_prefix_rows_only(tiny_tokenizer):
     rows = build_examples(_triples(1000), _helpful(50), "derta", tokenizer=tiny_tokenizer, seed=0,

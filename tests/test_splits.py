@@ -119,7 +119,7 @@ def _derta_recipe(repo_root, tmp_path) -> dict[str, list[str]]:
 def artefacts(tiny_dir, repo_root, tmp_path) -> dict[str, list[str]]:
     """The request texts of every artefact a training / tuning / calibration stage builds, built as it builds them."""
     from safekeel.data import build_cli as bc
-    from safekeel.data.helpful import qa_conversations
+    from safekeel.data.helpful import howto_conversations, qa_conversations
     from safekeel.demo import DemoConfig, distill_prompts, train_triples
     from safekeel.io import read_jsonl_rows
     from safekeel.judges.harm_clf import training_rows
@@ -139,6 +139,7 @@ def artefacts(tiny_dir, repo_root, tmp_path) -> dict[str, list[str]]:
     rows, _ = attack_sets(TamperConfig(model="m", attacks=["benign", "harmful50"], n_benign_attack=160))
     out["tamper attack chats"] = _users(r for chats in rows.values() for r in chats)
     out["helpful-qa conversations"] = _users(qa_conversations())
+    out["howto-qa conversations"] = _users(howto_conversations())
     demo = DemoConfig(full=True)
     demo.validate()
     out["demo distill prompts"] = [p["prompt"] for p in distill_prompts(demo)]

@@ -23,6 +23,9 @@ class BuildConfig:
     helpful_ratio: float = field(1.0, help="top the helpful data up with gold-answer QA conversations (source "
                                            "helpful-qa) until helpful rows = this x safety rows (0 = none; 1 was "
                                            "measured best, benchmarks/derta_recipe.py)")
+    howto_fraction: float = field(0.0, help="share of that top-up drawn from everyday how-to requests with people's "
+                                            "solutions (source howto-qa, PIQA) instead of QA: the safety rows' "
+                                            "harmful requests are how-tos, and QA never asks one")
     recipe: Literal["derta", "vanilla", "prefix_only", "rto_only"] = field("derta", help="which training set to build")
     split: Literal["train", "val", "test", "heldout", "all"] = field(
         "train", help="which split of the triples to use (safekeel.data.splits; heldout = test, evaluation only)")
@@ -51,7 +54,7 @@ class BuildConfig:
     out: str = field("runs/data/derta", help="output directory (train.jsonl, stats.json, config.yaml)")
 
     def validate(self) -> None:
-        for name in ("zero_prefix_fraction", "opener_fraction", "raw_prefix_fraction", "helpful_opener_fraction",
+        for name in ("zero_prefix_fraction", "howto_fraction", "opener_fraction", "raw_prefix_fraction", "helpful_opener_fraction",
                      "raw_helpful_fraction"):
             if getattr(self, name) is not None and not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"'{name}' must be in [0, 1]")
@@ -126,10 +129,12 @@ def run_build(cfg: BuildConfig) -> Path:
     helpful = load_conversations(cfg.helpful) if cfg.helpful else []
     if cfg.helpful_ratio > 0:
         from .derta import RECIPES
-        from .helpful import sample_qa
+        from .helpful import sample_howto, sample_qa
 
         safety_rows = len(RECIPES[cfg.recipe]) * len(triples)
-        helpful += sample_qa(max(0, round(cfg.helpful_ratio * safety_rows) - len(helpful)), cfg.seed)
+        top_up = max(0, round(cfg.helpful_ratio * safety_rows) - len(helpful))
+        howto = sample_howto(round(cfg.howto_fraction * top_up), cfg.seed) if cfg.howto_fraction else []
+        helpful += howto + sample_qa(top_up - len(howto), cfg.seed)
     tok = load_tokenizer(cfg.model)
     refusal = derive_refusal(tok, [t.safe_response for t in triples], cfg.refusal)
     rows = build_examples(triples, helpful, recipe=cfg.recipe, tokenizer=tok, prefix_unit=cfg.prefix_unit,

@@ -15,7 +15,7 @@ import yaml
 
 from ..sources import get_source, source_files, source_path
 from .eval_sets import OWN_SETS, own_set, utility_questions
-from .helpful import qa_conversations
+from .helpful import howto_conversations, qa_conversations
 from .records import Behavior, LabelledAnswer, RefusalLabel, SafetyTriple
 
 
@@ -120,12 +120,16 @@ def helpful_qa() -> list:
     return qa_conversations()
 
 
+def howto_qa() -> list:
+    return howto_conversations()
+
+
 LOADERS = {
     "uncensorbench": uncensorbench_triples, "advbench": advbench_behaviors, "harmbench": harmbench_behaviors,
     "donotanswer": donotanswer_behaviors, "strongreject": strongreject_behaviors, "pyrit-refusal": refusal_labels,
     "pyrit-harm": harm_labels,
     "jailbreak-templates": jailbreak_templates, "utility-qa": utility_questions, "helpful-qa": helpful_qa,
-    "benign": benign_prompts, "benign-scary": benign_scary_prompts,
+    "howto-qa": howto_qa, "benign": benign_prompts, "benign-scary": benign_scary_prompts,
 }
 
 
@@ -149,7 +153,7 @@ def load_behavior_set(spec: str) -> list[Behavior]:
         return [Behavior(prompt=t.prompt, category=t.category, source=t.source, target=t.harmful_response, id=t.id)
                 for t in uncensorbench_triples()]
     if spec in LOADERS and spec not in ("pyrit-refusal", "pyrit-harm", "jailbreak-templates", "utility-qa",
-                                        "helpful-qa", "benign", "benign-scary"):
+                                        "helpful-qa", "howto-qa", "benign", "benign-scary"):
         return LOADERS[spec]()
     if spec in ("benign", "benign-scary"):
         return [Behavior(prompt=r["prompt"], category=r.get("category"), source=spec, id=r["id"])

@@ -19,6 +19,7 @@ from pathlib import Path
 from ..sources import source_files
 from .eval_sets import own_set, utility_questions
 from .records import Conversation
+from .splits import test_index
 
 
 def normalize(text: str) -> str:
@@ -80,6 +81,25 @@ def _csqa(r: dict) -> tuple[str, str]:
 
 CONVERTERS = {"NQ-open": _nq, "TruthfulQA": _truthfulqa, "ASDiv": _asdiv, "CommonsenseQA": _csqa}
 
+QUESTION_START = re.compile(r"^(how|what|which|when|where|why|who|can|should|is|are|do|does)\b", re.I)
+
+
+def _piqa(r: dict) -> tuple[str, str] | None:
+    """A PIQA goal as the request a user would type, its gold solution as the answer; None for bare noun goals
+    ("dresser") and one- or two-word solutions. Goals come as questions, "How to X", "To X, you can" or "X.":
+    all but questions become "How do I x?"."""
+    goal, answer = clean(r["question"]), re.sub(r"^[AB]\.\s*", "", clean(r.get("answer") or ""))
+    if len(goal.split()) < 3 or len(answer.split()) < 3:
+        return None
+    goal = re.sub(r"(,\s*(you can|you should|you)?|[.,:;])$", "", goal.strip()).strip()
+    if re.match(r"^how to\b", goal, re.I):
+        goal = "How do I" + goal[6:]
+    elif re.match(r"^to\b", goal, re.I):
+        goal = "How do I" + goal[2:]
+    elif not (goal.endswith("?") or QUESTION_START.match(goal)):
+        goal = "How do I " + goal[:1].lower() + goal[1:]
+    return goal[:1].upper() + goal[1:].rstrip("?") + "?", _sentence(answer)
+
 
 def evaluation_prompts() -> set[str]:
     """Normalized questions of every evaluation set that could overlap: QA accuracy items and benign prompts."""
@@ -90,10 +110,26 @@ def evaluation_prompts() -> set[str]:
 
 def qa_conversations() -> list[Conversation]:
     """Every usable gold-answer conversation, in file order; ids `hqa-<task>-<line>`; evaluation overlaps dropped."""
+    return _conversations("helpful-qa", CONVERTERS, "hqa")
+
+
+def howto_conversations() -> list[Conversation]:
+    """Everyday how-to requests with their gold solution (PIQA, source `howto-qa`), ids `howto-piqa-<line>`.
+
+    Why: the QA sets ask "what is", never "how do I", while every harmful request in the safety rows is a how-to,
+    so a refusal recipe learns "how do I <verb>" -> refuse ("How do I kill weeds in my garden?" refused). PIQA's
+    goals are physical how-tos, many with the same verbs (cut, burn, crush, kill), answered by people. How-tos are
+    what the benign test prompts ask too, so a near-duplicate of any registered test request is dropped as well
+    ("How do I hang a picture frame up?").
+    """
+    return _conversations("howto-qa", {"PIQA": _piqa}, "howto", quarantine=test_index())
+
+
+def _conversations(source: str, converters: dict, prefix: str, quarantine=None) -> list[Conversation]:
     banned, seen, out = evaluation_prompts(), set(), []
-    for path in source_files("helpful-qa"):
+    for path in source_files(source):
         task = path.parent.name
-        convert = CONVERTERS[task]
+        convert = converters[task]
         for i, r in enumerate(_jsonl(path)):
             pair = convert(r)
             if pair is None:
@@ -103,11 +139,20 @@ def qa_conversations() -> list[Conversation]:
             # ASDiv's evaluation items ask "passage question"; utility-qa stores that joined text as the question
             if key in banned or key in seen or not key or non_answer(answer):
                 continue
+            if quarantine is not None and quarantine.match(prompt):
+                continue
             seen.add(key)
             out.append(Conversation(messages=[{"role": "user", "content": prompt},
                                               {"role": "assistant", "content": answer}],
-                                    id=f"hqa-{task.lower()}-{i:04d}", source=f"helpful-qa/{task}"))
+                                    id=f"{prefix}-{task.lower()}-{i:04d}", source=f"{source}/{task}"))
     return out
+
+
+def sample_howto(n: int, seed: int = 0) -> list[Conversation]:
+    """`n` how-to conversations, a seeded shuffle of `howto_conversations` (never more than there are)."""
+    rows = howto_conversations()
+    random.Random(f"{seed}:howto").shuffle(rows)
+    return rows[:n]
 
 
 def sample_qa(n: int, seed: int = 0) -> list[Conversation]:
