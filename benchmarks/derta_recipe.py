@@ -145,7 +145,7 @@ def train(out: Path, name: str, arm: dict, data: Path, args, seed: int = 0) -> s
             model=args.model, data=str(data), out=str(d), max_steps=arm.get("steps", args.steps),
             batch_size=args.batch_size, lr=arm["lr"], max_length=256, warmup_ratio=0.1, weight_decay=0.01, seed=seed,
             save_steps=arm.get("steps", args.steps), rto_keep_fraction=arm["keep"], rto_target=arm["rto"],
-            rto_schedule=arm["schedule"],
+            rto_schedule=arm["schedule"], refusal_unlikelihood=arm.get("ul", 0.0),
             objective=arm["objective"], lora=arm["lora"], keep_checkpoints=False,
             resume=(d / "checkpoints").exists(), progress=False, **only)))
     return str(d / "model")

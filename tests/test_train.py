@@ -254,3 +254,38 @@ def test_dpo_baseline_trains_on_preference_pairs(built, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 2 and summary["pairs"] == 4
     assert (out / "model" / "model.safetensors").exists() and len((out / "train_log.jsonl").read_text().splitlines()) == 2
+
+
+def test_refusal_unlikelihood_adds_minus_log_one_minus_p_at_mle_targets_that_are_not_the_refusal(
+        tiny_tokenizer, tiny_model, tmp_path):
+    """w * sum over MLE targets != r of -log(1 - p(r)), added to the CE sum; RTO targets and r targets are exempt."""
+    from transformers import TrainingArguments
+
+    from safekeel.data.tokenize import MLE
+    from safekeel.train.run import _rto_ids
+    from safekeel.train.trainer import DertaTrainer
+
+    rows = build_examples(_triples(3), _helpful(), "derta", tokenizer=tiny_tokenizer, seed=0)
+    feats = tokenize_rows(tiny_tokenizer, rows)
+    ids = _rto_ids(feats)
+    assert ids and all(any(lab == i for f in feats for lab in f["labels"]) for i in ids)
+    batch = DertaCollator(tiny_tokenizer.pad_token_id, rto_keep_fraction=1.0)(feats)
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
+    tiny_model.eval()
+    plain = DertaTrainer(model=tiny_model, args=args).compute_loss(tiny_model, dict(batch))
+    w = 100.0  # large, so the added term is far above float32 rounding of the CE part
+    ul = DertaTrainer(model=tiny_model, args=args, unlikelihood=w, refusal_ids=ids).compute_loss(tiny_model,
+                                                                                               dict(batch))
+    with torch.no_grad():
+        logp = torch.log_softmax(tiny_model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
+                                            use_cache=False).logits.float(), -1)[0]
+    labels, kinds = batch["labels"][0], batch["kinds"][0]
+    n = int((labels != IGNORE).sum())
+    expected = 0.0
+    for t in range(len(labels) - 1):  # the target of position t is labels[t + 1]
+        if int(kinds[t + 1]) == MLE and int(labels[t + 1]) not in ids:
+            expected += sum(-torch.log1p(-logp[t, i].exp()).item() for i in ids)
+    assert expected > 0
+    assert float((ul - plain).detach()) == pytest.approx(w * expected / n, rel=1e-4)
+    with pytest.raises(ValueError, match="refusal token ids"):
+        DertaTrainer(model=tiny_model, args=args, unlikelihood=1.0)

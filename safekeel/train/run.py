@@ -38,6 +38,9 @@ class TrainConfig:
         "aligned", help="aligned: mid-answer RTO contexts target the refusal token's mid-text form (' I'), the token "
                         "the prefix rows train there; start: its turn-start form ('I') everywhere (measured: collapses "
                         "SmolLM2 into 'IIII' runs, benchmarks/derta_recipe.py)")
+    refusal_unlikelihood: float = field(0.0, help="weight of -log(1 - p(refusal token)) at every MLE target that is "
+                                                  "not one (an extension against 'I cannot' inserted mid-answer "
+                                                  "into benign answers; 0 = off, the paper's objective)")
     objective: Literal["ce", "constrained"] = field(
         "ce", help="ce: cross-entropy (DeRTa, SFT); constrained: Qi et al.'s token-wise constrained objective against "
                    "the frozen starting model (see safekeel/train/constrained.py)")
@@ -88,6 +91,8 @@ class TrainConfig:
             raise ConfigError("missing value for: --data (a train.jsonl from `safekeel data build`)")
         if not 0.0 < self.rto_keep_fraction <= 1.0:
             raise ConfigError("'rto_keep_fraction' must be in (0, 1]")
+        if self.refusal_unlikelihood < 0:
+            raise ConfigError("'refusal_unlikelihood' must be >= 0")
         if self.freeze_units and self.train_only_units:
             raise ConfigError("use either --freeze-units or --train-only-units, not both")
         if (self.freeze_units or self.train_only_units) and (sharding := sharded_parameters()):
@@ -204,6 +209,13 @@ def _trim_log(path: Path, last_step: int) -> None:
         write_jsonl(path, [r for r in read_jsonl_rows(path) if r.get("step", 0) <= last_step])
 
 
+def _rto_ids(features: list[dict]) -> list[int]:
+    """The refusal token ids the RTO targets use (its turn-start and mid-text forms)."""
+    from ..data.tokenize import RTO
+
+    return sorted({lab for f in features for lab, k in zip(f["labels"], f["kinds"], strict=True) if k == RTO})
+
+
 def run_train(cfg: TrainConfig, callbacks: list | None = None) -> Path:
     """Train and return the output directory (see module docstring); `callbacks` are extra TrainerCallbacks."""
     import torch
@@ -257,7 +269,8 @@ def run_train(cfg: TrainConfig, callbacks: list | None = None) -> Path:
         ref_model.config.use_cache = False
     trainer = DertaTrainer(model=model, args=args, train_dataset=features, data_collator=collator,
                            processing_class=tok, callbacks=callbacks, ref_model=ref_model,
-                           betas=cfg.constrained_betas)
+                           betas=cfg.constrained_betas, unlikelihood=cfg.refusal_unlikelihood,
+                           refusal_ids=_rto_ids(features) if cfg.refusal_unlikelihood else None)
     if cfg.progress:
         trainer.remove_callback(PrinterCallback)  # the rich bar shows the losses; train_log.jsonl keeps them
     if cfg.resume:  # rows logged after the checkpoint (or all of them, if none was saved) are logged again

@@ -7,6 +7,11 @@ logits, exactly as transformers' own causal-LM loss does), so a DeRTa step costs
 
 With a `ref_model` the loss is Qi et al.'s token-wise constrained objective instead (`train/constrained.py`): one
 extra no-grad forward of the frozen reference per step; the logged mle/rto losses stay plain cross-entropies.
+
+`refusal_unlikelihood` w > 0 (a safekeel extension, not in the DeRTa paper) adds w * -log(1 - p(r)) at every MLE
+target whose token is not a refusal token r (the RTO targets' own ids): RTO raises p(" I") after any text, and a
+small model inserts "I cannot ..." into benign answers (`benchmarks/RESULTS.md`, fifteenth session); this pushes
+p(r) down where the data never starts a refusal. It costs one logsumexp over the logits, no extra forward.
 """
 
 from __future__ import annotations
@@ -31,8 +36,12 @@ def per_token_ce(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tens
 
 
 class DertaTrainer(Trainer):
-    def __init__(self, *args, ref_model=None, betas: list[float] | None = None, **kwargs):
+    def __init__(self, *args, ref_model=None, betas: list[float] | None = None, unlikelihood: float = 0.0,
+                 refusal_ids: list[int] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.unlikelihood, self.refusal_ids = unlikelihood, sorted(set(refusal_ids or []))
+        if unlikelihood and not self.refusal_ids:
+            raise ValueError("refusal_unlikelihood needs the refusal token ids (the data has no RTO row)")
         self._kind_sums = None  # [mle_sum, mle_n, rto_sum, rto_n] since the last log, kept on device (no sync)
         self.ref_model, self.betas = ref_model, list(betas or QI_BETAS)
         if ref_model is not None:
@@ -49,6 +58,8 @@ class DertaTrainer(Trainer):
                 # no KV cache: with one, transformers skips the packed-sequence mask and attends across examples
                 ce_ref, _ = per_token_ce(self.ref_model(**inputs, use_cache=False).logits, labels)
             total = constrained_token_loss(-ce, -ce_ref, shift != IGNORE, self.betas).sum()
+        if self.unlikelihood and kinds is not None:
+            total = total + self.unlikelihood * self._refusal_unlikelihood(outputs.logits, kinds, shift)
         if num_items_in_batch is not None:
             self.loss_is_scaled_for_ga = True
             loss = total / num_items_in_batch
@@ -64,6 +75,17 @@ class DertaTrainer(Trainer):
                 sums = torch.stack([(ce_d * mle).sum(), mle.sum(), (ce_d * rto).sum(), rto.sum()]).float()
                 self._kind_sums = sums if self._kind_sums is None else self._kind_sums + sums
         return (loss, outputs) if return_outputs else loss
+
+    def _refusal_unlikelihood(self, logits: torch.Tensor, kinds: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        """Sum over MLE targets that are not a refusal token of -log(1 - p(refusal token)), per refusal token."""
+        k = F.pad(kinds, (0, 1), value=0)[..., 1:].reshape(-1)
+        ids = torch.tensor(self.refusal_ids, device=shift.device)
+        at = (k == MLE) & ~torch.isin(shift, ids)
+        if not at.any():
+            return logits.sum() * 0.0
+        flat = logits.float().view(-1, logits.size(-1))[at]
+        logp = flat[:, ids] - torch.logsumexp(flat, dim=-1, keepdim=True)
+        return -torch.log1p(-logp.exp().clamp(max=1 - 1e-6)).sum()
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if self._kind_sums is not None and "loss" in logs:
