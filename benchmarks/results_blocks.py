@@ -57,6 +57,9 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
 - demo_recipe_val_s40: the quick demo's chosen recipe and vanilla at 40 steps on val-wide
 - derta_more_heldout3: the 400-triple DeRTa and vanilla on the test split (benign, over-refusal, QA) at three seeds
 - units_overlap_derta: the overlap study on the 400-triple DeRTa model and its own refusals
+- FIFTEENTH (derta_own4_heldout3, derta_howto_*, derta_ul_*): `derta_recipe.py --report --export` of the own4 recipe
+  at three seeds and the two over-refusal levers tried on it; derta_refusal_position: where each model refuses
+  (`derta_refusal_position.py --export`)
 
     python benchmarks/results_blocks.py          # rewrite every block
     python benchmarks/results_blocks.py --check  # exit 1 when a block differs from its file (tests run this)
@@ -300,6 +303,15 @@ THIRTEENTH = {  # raw helpful rows (rh25) against raw25 over three seeds, fresh 
 FOURTEENTH = {  # AutoDAN on base / vanilla / DeRTa (seed 0) beside CodeAttack, templates and cipher (3 seeds)
     "attacks_fmt_search": "--more --out runs/attacks_table-fmt --report",
 }
+# fifteenth session: the own4 recipe at three seeds on the test split; how-to helpful rows and the refusal-token
+# unlikelihood against over-refusal (val, then held-out); where in the answer each model refuses
+FIFTEENTH = {
+    "derta_own4_heldout3": "--split heldout --archive ... --arms base ...-more-own4 ... --seeds 0 1 2 --export ...",
+    "derta_howto_val": "--split val --archive ... --arms ...-own4 ...-own4-howto --seeds 0 --export ...",
+    "derta_howto_heldout": "--split heldout --archive ... --arms base ...-own4 ...-own4-howto --seeds 0 --export ...",
+    "derta_ul_val": "--split val --archive ... --arms ...-own4 ...-own4-ul1 --seeds 0 --export ...",
+    "derta_ul_heldout": "--split heldout --archive ... --arms base ...-own4 ...-own4-ul1 --seeds 0 --export ...",
+}
 
 
 def units_overlap_block(name: str = "units_overlap.json") -> str:
@@ -377,6 +389,9 @@ BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "split
           "attacks_raw50": attacks_raw50_block, "attacks_raw50_vs_more": attacks_raw50_vs_more_block,
           "attacks_raw3": attacks_raw3_block, "attacks_more240": attacks_more240_block,
           **{name: attacks_table(f"{name}.json", args) for name, args in {**TWELFTH, **THIRTEENTH, **FOURTEENTH}.items()},
+          **{name: recipe_table(f"{name}.json", args) for name, args in FIFTEENTH.items()},
+          "derta_refusal_position": exported_table("derta_refusal_position.json", "python benchmarks/derta_refusal_"
+                                                                                  "position.py --arms ... --export ..."),
           "derta_echo_val": recipe_table("derta_echo_val.json", "--report --split val --seeds 0 --arms ...-raw25 "
                                                                 "...-fp25 ...-fp25h0 ...-rh25 --pairs ... --export ..."),
           "attacks": attacks_block, "ssah_benign": ssah_benign_block, "ssah_benign_more": ssah_benign_more_block,
