@@ -52,14 +52,16 @@ class DertaTrainer(Trainer):
         labels = inputs.pop("labels")
         outputs = model(**inputs)
         ce, shift = per_token_ce(outputs.logits, labels)
+        # each target's kind, shifted like the labels (0 = none, MLE, RTO)
+        k = F.pad(kinds, (0, 1), value=0)[..., 1:].reshape(-1) if kinds is not None else None
         total = ce.sum()
         if self.ref_model is not None:
             with torch.no_grad():
                 # no KV cache: with one, transformers skips the packed-sequence mask and attends across examples
                 ce_ref, _ = per_token_ce(self.ref_model(**inputs, use_cache=False).logits, labels)
             total = constrained_token_loss(-ce, -ce_ref, shift != IGNORE, self.betas).sum()
-        if self.unlikelihood and kinds is not None:
-            total = total + self.unlikelihood * self._refusal_unlikelihood(outputs.logits, kinds, shift)
+        if self.unlikelihood and k is not None:
+            total = total + self.unlikelihood * self._refusal_unlikelihood(outputs.logits, k, shift)
         if num_items_in_batch is not None:
             self.loss_is_scaled_for_ga = True
             loss = total / num_items_in_batch
@@ -67,18 +69,17 @@ class DertaTrainer(Trainer):
                 loss = loss * self.accelerator.num_processes
         else:
             loss = total / (shift != IGNORE).sum().clamp(min=1)
-        if kinds is not None and model.training:
+        if k is not None and model.training:
             with torch.no_grad():
-                k = F.pad(kinds, (0, 1), value=0)[..., 1:].reshape(-1)
                 ce_d = ce.detach()
                 mle, rto = (k == MLE), (k == RTO)
                 sums = torch.stack([(ce_d * mle).sum(), mle.sum(), (ce_d * rto).sum(), rto.sum()]).float()
                 self._kind_sums = sums if self._kind_sums is None else self._kind_sums + sums
         return (loss, outputs) if return_outputs else loss
 
-    def _refusal_unlikelihood(self, logits: torch.Tensor, kinds: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-        """Sum over MLE targets that are not a refusal token of -log(1 - p(refusal token)), per refusal token."""
-        k = F.pad(kinds, (0, 1), value=0)[..., 1:].reshape(-1)
+    def _refusal_unlikelihood(self, logits: torch.Tensor, k: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        """Sum over MLE targets that are not a refusal token of -log(1 - p(refusal token)), per refusal token; `k` and
+        `shift` are the targets' kinds and tokens, shifted and flattened."""
         ids = torch.tensor(self.refusal_ids, device=shift.device)
         at = (k == MLE) & ~torch.isin(shift, ids)
         if not at.any():
