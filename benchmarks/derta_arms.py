@@ -119,6 +119,8 @@ ARMS = {
     # ... and the cause (fifteenth session): two thirds of the own4 DeRTa model's over-refusals are "I cannot" written
     # into the middle of a benign answer, which vanilla never does: RTO's " I" firing on benign text. The own4 arm
     # with -log(1 - p(refusal token)) at every MLE target that is not one (train.run refusal_unlikelihood), weight 1
-    "derta-r1-lr10-mid-z33-more-own4-ul1": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
-                                            "zero": 1 / 3, "more": True, "steps": 160, "own": 4, "ul": 1.0},
+    # (weights 1 and, chosen against it on the val split only, 3)
+    **{f"derta-r1-lr10-mid-z33-more-own4-ul{w:g}": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4,
+                                                   "rto": "aligned", "zero": 1 / 3, "more": True, "steps": 160,
+                                                   "own": 4, "ul": float(w)} for w in (1, 3)},
 }
