@@ -60,6 +60,8 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
 - FIFTEENTH (derta_own4_heldout3, derta_howto_*, derta_ul_*): `derta_recipe.py --report --export` of the own4 recipe
   at three seeds and the two over-refusal levers tried on it; derta_refusal_position: where each model refuses
   (`derta_refusal_position.py --export`)
+- SIXTEENTH (derta_ul_heldout3, derta_ul3_val, derta_refusal_position_ul): the refusal-token unlikelihood at three
+  seeds against own4 and own4 vanilla, its weight on the val split, and where its refusals sit
 
     python benchmarks/results_blocks.py          # rewrite every block
     python benchmarks/results_blocks.py --check  # exit 1 when a block differs from its file (tests run this)
@@ -313,6 +315,11 @@ FIFTEENTH = {
     "derta_ul_heldout": "--split heldout --archive ... --arms base ...-own4 ...-own4-ul1 --seeds 0 --export ...",
 }
 
+SIXTEENTH = {
+    "derta_ul_heldout3": "--split heldout --archive ... --arms base ...-own4 ...-own4-ul1 --seeds 0 1 2 --export ...",
+    "derta_ul3_val": "--split val --archive ... --arms ...-own4 ...-own4-ul1 ...-own4-ul3 --seeds 0 --export ...",
+}
+
 
 def units_overlap_block(name: str = "units_overlap.json") -> str:
     r = _load(name)
@@ -389,9 +396,11 @@ BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "split
           "attacks_raw50": attacks_raw50_block, "attacks_raw50_vs_more": attacks_raw50_vs_more_block,
           "attacks_raw3": attacks_raw3_block, "attacks_more240": attacks_more240_block,
           **{name: attacks_table(f"{name}.json", args) for name, args in {**TWELFTH, **THIRTEENTH, **FOURTEENTH}.items()},
-          **{name: recipe_table(f"{name}.json", args) for name, args in FIFTEENTH.items()},
+          **{name: recipe_table(f"{name}.json", args) for name, args in {**FIFTEENTH, **SIXTEENTH}.items()},
           "derta_refusal_position": exported_table("derta_refusal_position.json", "python benchmarks/derta_refusal_"
                                                                                   "position.py --arms ... --export ..."),
+          "derta_refusal_position_ul": exported_table("derta_refusal_position_ul.json", "python benchmarks/derta_"
+                                                      "refusal_position.py --arms ...-own4-ul1 --export ..."),
           "derta_echo_val": recipe_table("derta_echo_val.json", "--report --split val --seeds 0 --arms ...-raw25 "
                                                                 "...-fp25 ...-fp25h0 ...-rh25 --pairs ... --export ..."),
           "attacks": attacks_block, "ssah_benign": ssah_benign_block, "ssah_benign_more": ssah_benign_more_block,
