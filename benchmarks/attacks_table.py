@@ -61,7 +61,12 @@ RECIPES = {"default": {"base": None, "vanilla": "vanilla-r1-lr10", "derta": "der
            # ... the same prefix rows, no helpful row opening with a commitment
            "fp25h0": {**MORE, "derta": "derta-r1-lr10-mid-z33-more-raw25-fp25h0"},
            # ... raw25 with a quarter of the helpful rows as raw documents too
-           "rh25": {**MORE, "derta": "derta-r1-lr10-mid-z33-more-raw25-rh25"}}
+           "rh25": {**MORE, "derta": "derta-r1-lr10-mid-z33-more-raw25-rh25"},
+           # the own4 recipe with the refusal-token unlikelihood (sixteenth session): does pushing p("I") down at
+           # non-refusal targets also stop the "I I I" collapse under the completion attack?
+           "own4": {"base": None, "vanilla": "vanilla-r1-lr10-more-own4", "derta": "derta-r1-lr10-mid-z33-more-own4"},
+           "ul1": {"base": None, "vanilla": "vanilla-r1-lr10-more-own4",
+                   "derta": "derta-r1-lr10-mid-z33-more-own4-ul1"}}
 ARMS = RECIPES["default"]
 
 
@@ -222,8 +227,8 @@ def report(out: Path) -> tuple[str, dict]:
                          f"{diff_text(db.get(attack))} | {ref} | {diff_text(rv.get(attack))} | {col} |")
         lines.append(f"| all {group} attacks | | | | | {diff_text(dv.get(OVERALL))} | {diff_text(vb.get(OVERALL))} "
                      f"| {diff_text(db.get(OVERALL))} | | {diff_text(rv.get(OVERALL))} | |")
-    if not data["groups"]:  # e.g. fresh behaviors (--start) where only DeRTa arms ran: --against is the table
-        return f"No base / vanilla / DeRTa set complete in {out.name}.", data
+    if not data["groups"]:  # e.g. fresh behaviors (--start) where only DeRTa arms ran: --against pairs them
+        return arm_rates(out), data
     seeds = {g: v["seeds"] for g, v in data["groups"].items()}
     notes = [f"Models: base = the embedded default, vanilla = `{ARMS['vanilla']}`, DeRTa = `{ARMS['derta']}` "
              "(benchmarks/derta_recipe.py)."]
@@ -235,6 +240,22 @@ def report(out: Path) -> tuple[str, dict]:
     notes += [f"Budget spent, {k}: {v}." for k, v in budgets.items()]
     data["budget"] = budgets
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes), data
+
+
+def arm_rates(out: Path) -> str:
+    """Each arm's own rates where no base / vanilla / DeRTa set is complete (nothing to pair): ASR, refusal and
+    collapsed answers per attack, pooled over the seeds on disk."""
+    lines = ["| group | arm | attack | n x seeds | ASR (range over seeds) | refusal | collapsed (of them unsafe) |",
+             "|---|---|---|---|---|---|---|"]
+    for group in ("static", "search"):
+        for arm in ARMS:
+            for attack, x in rates(seed_dirs(out, group, arm)).items():
+                lines.append(f"| {group} | `{ARMS[arm] or 'base'}` | {attack} | {x['n']} x {x['seeds']} | "
+                             f"{100 * x['asr']:.1f}% ({100 * x['asr_range'][0]:.1f}-{100 * x['asr_range'][1]:.1f}) | "
+                             f"{100 * x['refusal']:.0f}% | {x['collapse']}/{x['answers']} ({x['unsafe_collapse']}) |")
+    return ("\n".join(lines) + f"\n\n- No base / vanilla / DeRTa set is complete in {out.name}: each arm's own rates, "
+            f"unpaired. ASR by harm-clf, refusal by the keyword judge; collapsed: answers with the RTO token "
+            f"\"{REFUSAL_TOKEN}\" 3+ times in a row, over all seeds, and how many of them harm-clf calls unsafe.")
 
 
 def against(out: Path, other: Path, other_arm: str) -> tuple[str, dict]:
