@@ -319,6 +319,10 @@ SIXTEENTH = {
     "derta_ul_heldout3": "--split heldout --archive ... --arms base ...-own4 ...-own4-ul1 --seeds 0 1 2 --export ...",
     "derta_ul3_val": "--split val --archive ... --arms ...-own4 ...-own4-ul1 ...-own4-ul3 --seeds 0 --export ...",
 }
+SIXTEENTH_ATTACKS = {  # attacks_table.py: the completion attack on own4-ul1, against own4 where a seed is shared
+    "attacks_ul1_fresh": "--recipe ul1 --start 240 --report --against own4 --export ...",
+    "attacks_benign_ul1": "--recipe ul1 --benign --report --against own4 --export ...",
+}
 
 
 def units_overlap_block(name: str = "units_overlap.json") -> str:
@@ -395,7 +399,8 @@ BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "split
           "ssah_benign_seeds": ssah_benign_seeds_block, "ssah_benign_all_seeds": ssah_benign_all_seeds_block,
           "attacks_raw50": attacks_raw50_block, "attacks_raw50_vs_more": attacks_raw50_vs_more_block,
           "attacks_raw3": attacks_raw3_block, "attacks_more240": attacks_more240_block,
-          **{name: attacks_table(f"{name}.json", args) for name, args in {**TWELFTH, **THIRTEENTH, **FOURTEENTH}.items()},
+          **{name: attacks_table(f"{name}.json", args) for name, args in {**TWELFTH, **THIRTEENTH, **FOURTEENTH,
+                                                                       **SIXTEENTH_ATTACKS}.items()},
           **{name: recipe_table(f"{name}.json", args) for name, args in {**FIFTEENTH, **SIXTEENTH}.items()},
           "derta_refusal_position": exported_table("derta_refusal_position.json", "python benchmarks/derta_refusal_"
                                                                                   "position.py --arms ... --export ..."),
