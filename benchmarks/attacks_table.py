@@ -62,8 +62,8 @@ RECIPES = {"default": {"base": None, "vanilla": "vanilla-r1-lr10", "derta": "der
            "fp25h0": {**MORE, "derta": "derta-r1-lr10-mid-z33-more-raw25-fp25h0"},
            # ... raw25 with a quarter of the helpful rows as raw documents too
            "rh25": {**MORE, "derta": "derta-r1-lr10-mid-z33-more-raw25-rh25"},
-           # the own4 recipe with the refusal-token unlikelihood (sixteenth session): does pushing p("I") down at
-           # non-refusal targets also stop the "I I I" collapse under the completion attack?
+           # own4 (own answers x4), alone and with the refusal-token unlikelihood (sixteenth session): does pushing
+           # p("I") down at non-refusal targets also stop the "I I I" collapse under the completion attack?
            "own4": {"base": None, "vanilla": "vanilla-r1-lr10-more-own4", "derta": "derta-r1-lr10-mid-z33-more-own4"},
            "ul1": {"base": None, "vanilla": "vanilla-r1-lr10-more-own4",
                    "derta": "derta-r1-lr10-mid-z33-more-own4-ul1"}}

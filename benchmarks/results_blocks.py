@@ -60,8 +60,9 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
 - FIFTEENTH (derta_own4_heldout3, derta_howto_*, derta_ul_*): `derta_recipe.py --report --export` of the own4 recipe
   at three seeds and the two over-refusal levers tried on it; derta_refusal_position: where each model refuses
   (`derta_refusal_position.py --export`)
-- SIXTEENTH (derta_ul_heldout3, derta_ul3_val, derta_refusal_position_ul): the refusal-token unlikelihood at three
-  seeds against own4 and own4 vanilla, its weight on the val split, and where its refusals sit
+- SIXTEENTH (derta_ul_heldout3, derta_ul3_val, derta_refusal_position_ul; attacks_ul1_fresh, attacks_benign_ul1):
+  the refusal-token unlikelihood at three seeds against own4 and own4 vanilla, its weight on the val split, where
+  its refusals sit, and the completion attack on it against own4 (`attacks_table.py --recipe ul1 --against own4`)
 
     python benchmarks/results_blocks.py          # rewrite every block
     python benchmarks/results_blocks.py --check  # exit 1 when a block differs from its file (tests run this)
