@@ -61,7 +61,6 @@ def test_verified_wheel_extracts_only_listed_files(tmp_path, monkeypatch):
     assert sources.is_pulled("demo")
 
 
-
 def test_a_pull_that_waited_for_another_finds_it_pulled_and_leaves_its_files(tmp_path, monkeypatch):
     """Two jobs on a cold cache: the one that waits on the lock must not replace the folder the other is reading."""
     import fcntl
@@ -91,6 +90,7 @@ def test_a_pull_that_waited_for_another_finds_it_pulled_and_leaves_its_files(tmp
     assert not waiting.is_alive() and len(extracted) == 1
     assert (first / "demo/a.txt").stat().st_ino == inode and reading.read() == "hello\n"
     reading.close()
+
 
 @pytest.mark.slow
 def test_pull_every_source_and_row_counts_match_registry():
