@@ -77,8 +77,8 @@ def model_path(recipe_out: Path, arm: str, seed: int) -> str:
 
 def behaviors_file(out: Path, n: int, start: int = 0, benign: bool = False) -> Path:
     path = out / "behaviors.jsonl"
-    if path.exists():
-        return path
+    if path.exists() and (benign or sum(1 for _ in path.open()) >= n):
+        return path  # a larger --n grows the file: the wide set's first behaviors stay first, so runs resume
     if benign:  # the test split's benign and benign-but-scary prompts: a refusal here is over-refusal
         from safekeel.data.build_cli import load_prompt_set
 
@@ -92,16 +92,18 @@ def behaviors_file(out: Path, n: int, start: int = 0, benign: bool = False) -> P
 
 def run(out: Path, args, arm: str, seed: int, group: str, attacks: list[str]) -> Path:
     d = out / group / arm / f"seed-{seed}"
-    if (d / "summary.json").exists() and set(attacks) <= set(json.loads((d / "summary.json").read_text())["asr"][
-            "keyword"]):
-        return d
+    behaviors = behaviors_file(out, args.n, args.start, args.benign)
+    if (d / "summary.json").exists():
+        done = json.loads((d / "summary.json").read_text())
+        if set(attacks) <= set(done["asr"]["keyword"]) and done["behaviors"] >= sum(1 for _ in behaviors.open()):
+            return d
     model = model_path(Path(args.recipe_out), arm, seed)
     cfg = resolve_config(EvalConfig, overrides=dict(
         model=model, label=f"{arm}-s{seed}", n_behaviors=0,
-        behaviors=str(behaviors_file(out, args.n, args.start, args.benign)),
+        behaviors=str(behaviors),
         attacks=attacks, benign_scary=0, benign=0, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
         judges=["keyword", "harm-clf"], pair_streams=args.pair_streams, pair_iterations=args.pair_iterations,
-        pair_batch=args.pair_batch,
+        pair_batch=args.pair_batch, attacker_max_new_tokens=args.attacker_tokens,
         autodan_population=args.autodan_population, autodan_generations=args.autodan_generations,
         seed=0, out=str(d), resume=(d / "rows.jsonl").exists()))
     t0 = time.time()
@@ -323,6 +325,8 @@ def main() -> None:
     ap.add_argument("--pair-iterations", type=int, default=3)
     ap.add_argument("--pair-batch", type=int, default=8, help="behaviors whose PAIR streams share each attacker and "
                     "target call")
+    ap.add_argument("--attacker-tokens", type=int, default=160, help="PAIR: attacker tokens per reply (CPU budget: "
+                    "x2 against 256, benchmarks/results/pair_stop.json)")
     ap.add_argument("--autodan-population", type=int, default=8)
     ap.add_argument("--autodan-generations", type=int, default=3)
     ap.add_argument("--report", action="store_true")

@@ -48,6 +48,18 @@ def test_generate_api_unchanged(tiny_dir):
     assert len(out) == 2 and all(isinstance(x, str) for x in out)
 
 
+def test_a_row_stops_at_its_first_stop_string_and_keeps_it(tiny_model, tiny_tokenizer):
+    """PAIR's attacker stops where its JSON closes: a row ends at its first stop string (the token that holds it
+    included), its text up to there the unstopped row's (same sampling seed)."""
+    req = [GenerationRequest([{"role": "user", "content": "hello there"}])]
+    kw = dict(max_new_tokens=24, batch_size=1, do_sample=True, seed=3)
+    full = generate(tiny_model, tiny_tokenizer, req, **kw)[0]
+    stop = next(c for c in full[3:] if c.isascii() and c.isalpha())
+    cut = generate(tiny_model, tiny_tokenizer, req, stop_strings=[stop], **kw)[0]
+    first = full.index(stop)
+    assert full.startswith(cut) and first < len(cut) < len(full), (full, cut, stop)
+    assert stop not in cut[:first] and len(tiny_tokenizer(cut[first + 1:])["input_ids"]) <= 1
+
 def test_run_eval_rows_judgments_summary(tiny_dir, tmp_path):
     cfg = config(tiny_dir, tmp_path)
     out = run_eval(cfg, log=lambda *a: None)

@@ -142,14 +142,17 @@ def pair_attack_many(behaviors: list[Behavior], attacker: Chat, target: Target, 
             for b, res in zip(behaviors, results, strict=True)]
 
 
-def hf_chat(model, tok, max_new_tokens: int = 256, do_sample: bool = True, seed: int = 0) -> Chat:
-    """A local HF chat model as PAIR attacker (sampling by default so the streams differ)."""
+def hf_chat(model, tok, max_new_tokens: int = 256, do_sample: bool = True, seed: int = 0, stop_at_close: bool = True
+            ) -> Chat:
+    """A local HF chat model as PAIR attacker (sampling by default so the streams differ). A reply stops where its
+    JSON object closes: what follows is never parsed, and a batch of streams would otherwise run to
+    `max_new_tokens` for all of them (`benchmarks/pair_lockstep.py --stop`)."""
     from ..eval.generate import GenerationRequest, generate
 
     def chat(histories: list[list[dict]]) -> list[str]:
         reqs = [GenerationRequest(messages=h, prefill='{"improvement": "') for h in histories]
         outs = generate(model, tok, reqs, max_new_tokens=max_new_tokens, batch_size=len(reqs), do_sample=do_sample,
-                        temperature=1.0, top_p=0.95, seed=seed)
+                        temperature=1.0, top_p=0.95, seed=seed, stop_strings=["}"] if stop_at_close else ())
         return ['{"improvement": "' + o for o in outs]
 
     return chat

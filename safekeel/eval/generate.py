@@ -32,8 +32,10 @@ def render(tok, req: GenerationRequest) -> str:
 @torch.no_grad()
 def generate(model, tok, requests: Sequence[GenerationRequest], max_new_tokens: int = 128, batch_size: int = 8,
              do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
-             on_batch: Callable[[list[int], list[str]], None] | None = None) -> list[str]:
-    """Responses (continuations only, special tokens removed) in the order of `requests`."""
+             on_batch: Callable[[list[int], list[str]], None] | None = None, stop_strings: Sequence[str] = ()
+             ) -> list[str]:
+    """Responses (continuations only, special tokens removed) in the order of `requests`. A row stops at its first
+    `stop_strings` hit (kept in its text): a batch then runs only as long as its longest unfinished row."""
     texts = [render(tok, r) for r in requests]
     # The template already holds BOS where the model wants one; do not add a second.
     encoded = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
@@ -54,7 +56,8 @@ def generate(model, tok, requests: Sequence[GenerationRequest], max_new_tokens: 
             torch.manual_seed(seed + start)
         gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
                              do_sample=do_sample, temperature=temperature if do_sample else None,
-                             top_p=top_p if do_sample else None, top_k=None, pad_token_id=pad_id)
+                             top_p=top_p if do_sample else None, top_k=None, pad_token_id=pad_id,
+                             **({"stop_strings": list(stop_strings), "tokenizer": tok} if stop_strings else {}))
         decoded = tok.batch_decode(gen[:, width:], skip_special_tokens=True)
         for i, text in zip(idx, decoded, strict=True):
             out[i] = text.strip()
