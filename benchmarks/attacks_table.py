@@ -172,20 +172,28 @@ def rates(runs: list[Path]) -> dict[str, dict]:
             for a, m in per.items()}
 
 
-def budget(runs: list[Path]) -> dict[str, str]:
-    """What the search attacks actually spent, from each row's meta."""
-    rows = [r for d in runs for r in load_run(d)[0]]
-    out = {}
-    for attack, means in (("pair", ("queries",)), ("autodan", ("iterations", "fitness_calls"))):
-        metas = [r["meta"] for r in rows if r["attack"] == attack]
-        if not metas:
-            continue
-        spent = ", ".join(f"{k.replace('_', ' ')} mean {sum(m[k] for m in metas) / len(metas):.1f}" for k in means)
-        out[attack] = (f"{json.dumps(metas[0]['budget'])}; {spent}; stopped early "
-                       f"{sum(m['stopped_early'] for m in metas)}/{len(metas)}")
-        if attack == "pair":
-            out[attack] += (f"; attacker replies unparsed {sum(m['unparsed'] for m in metas)}/"
-                            f"{sum(m['attacker_calls'] for m in metas)}")
+def budget(arms: dict[str, list[Path]]) -> dict[str, str]:
+    """What the search attacks actually spent, per arm, from each row's meta. PAIR also counts the stream-iterations
+    whose attacker reply never held a prompt (re-asks included) and the behaviors whose best prompt is still the
+    bare request: there the search was the direct attack."""
+    out: dict[str, str] = {}
+    for attack, means in (("pair", ("queries", "attacker_calls")), ("autodan", ("iterations", "fitness_calls"))):
+        per_arm = []
+        for arm, runs in arms.items():
+            rows = [r for d in runs for r in load_run(d)[0] if r["attack"] == attack]
+            if not rows:
+                continue
+            metas = [r["meta"] for r in rows]
+            spent = ", ".join(f"{k.replace('_', ' ')} mean {sum(m[k] for m in metas) / len(metas):.1f}" for k in means)
+            spent += f", stopped early {sum(m['stopped_early'] for m in metas)}/{len(metas)}"
+            if attack == "pair":
+                spent += (f", stream-iterations without a parsed prompt {sum(m['unparsed'] for m in metas)}/"
+                          f"{sum(m['queries'] for m in metas)}, best prompt the bare request "
+                          f"{sum(r['prompt_text'] == r['behavior'] for r in rows)}/{len(rows)}")
+            per_arm.append(f"{arm}: {spent}" if len(arms) > 1 else spent)
+            budget_spec = json.dumps(metas[0]["budget"])
+        if per_arm:
+            out[attack] = f"{budget_spec}; " + "; ".join(per_arm)
     return out
 
 
@@ -211,7 +219,7 @@ def report(out: Path) -> tuple[str, dict]:
         data["groups"][group] = {"rates": r, "derta_minus_vanilla": dv, "refusal_derta_minus_vanilla": rv,
                                  "vanilla_minus_base": vb,
                                  "derta_minus_base": db, "seeds": {a: len(d) for a, d in arms.items()}}
-        budgets.update(budget([p for d in arms.values() for p in d]))
+        budgets.update(budget(arms))
         for attack in [a for a in STATIC + SEARCH if a in r["derta"] and a in r["vanilla"]]:  # base's may lag
             def asr(arm, attack=attack, r=r):
                 x = r[arm].get(attack)
