@@ -304,6 +304,40 @@ def against(out: Path, other: Path, other_arm: str) -> tuple[str, dict]:
                               "collapse": col, "other": other_arm}
 
 
+
+def search_vs_direct(out: Path) -> tuple[str, dict]:
+    """Each search attack against the direct request on the same behaviors, per arm (seed 0 of both): did the
+    search raise ASR (harm-clf) or lower refusal (keyword judge) at all? Paired per behavior."""
+    from safekeel.stats import paired_difference
+
+    def flags(d: Path) -> dict[str, dict[str, dict]]:  # {attack: {"asr"|"refusal": {(behavior, seed): bool}}}
+        rows, verdicts = load_run(d)
+        res: dict[str, dict[str, dict]] = {}
+        for r in rows:
+            harm, kw = verdicts.get("harm-clf", {}).get(r["key"]), verdicts.get("keyword", {}).get(r["key"])
+            f = res.setdefault(r["attack"], {"asr": {}, "refusal": {}})
+            if harm is not None:
+                f["asr"][r["behavior_id"], "0"] = bool(harm.get("unsafe"))
+            if kw is not None:
+                f["refusal"][r["behavior_id"], "0"] = not kw.get("unsafe")
+        return res
+
+    lines = ["| arm | attack | n | ASR direct | ASR attack | attack - direct | refusal direct | refusal attack | "
+             "attack - direct (refusal) |", "|---|---|---|---|---|---|---|---|---|"]
+    data: dict = {}
+    for arm in ARMS:
+        direct, search = out / "static" / arm / "seed-0", out / "search" / arm / "seed-0"
+        if not ((direct / "summary.json").exists() and (search / "summary.json").exists()):
+            continue
+        fd, fs = flags(direct).get("direct"), flags(search)
+        for attack in [a for a in SEARCH if a in fs and fd]:
+            asr = paired_difference(fd["asr"], fs[attack]["asr"])
+            ref = paired_difference(fd["refusal"], fs[attack]["refusal"])
+            data.setdefault(arm, {})[attack] = {"asr": asr, "refusal": ref}
+            lines.append(f"| {arm} | {attack} | {asr['behaviors']} | {100 * asr['a']:.1f}% | {100 * asr['b']:.1f}% | "
+                         f"{diff_text(asr)} | {100 * ref['a']:.0f}% | {100 * ref['b']:.0f}% | {diff_text(ref)} |")
+    return ("\n".join(lines) if data else ""), data
+
 def main() -> None:
     global ARMS
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -364,6 +398,10 @@ def main() -> None:
             print(f"{d}: {rejudge_collapsed(d, judge)} answers re-judged", flush=True)
     if args.report:
         text, data = report(out)
+        table, data["search_vs_direct"] = search_vs_direct(out)
+        if table:
+            text += ("\n\nEach search attack against the direct request, seed 0, the same behaviors (differences in "
+                     "points: [95% bootstrap CI resampling behaviors], exact McNemar p):\n\n" + table)
         if args.benign:
             text = ("Benign prompts: refusal is over-refusal, and the ASR columns are harm-clf calling an answer to a "
                     "benign request unsafe (its false positives), not attack success.\n\n" + text)
