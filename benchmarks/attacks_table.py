@@ -9,7 +9,10 @@ same recipes trained on the harvested triples (`-more` arms).
 - static attacks (direct, completion, CodeAttack, cipher, jailbreak template): every seed of every arm;
 - search attacks (PAIR, AutoDAN: minutes of target calls per behavior on this CPU): seed 0 of each arm, at the CPU
   budget (`--pair-streams`, `--pair-iterations`, `--autodan-population`, `--autodan-generations`); the budget each
-  row actually spent is in its `meta` and summarised in the table.
+  row actually spent is in its `meta` and summarised in the table (PAIR per arm: unparsed attacker replies, and
+  searches whose best prompt stayed the bare request); with the direct request run on the same behaviors (`--static
+  --static-attacks direct`), `--report` also pairs each search attack with it, arm by arm. A larger `--n` later
+  resumes every run on the grown behaviors file.
 
 Each (arm, seed, attack group) is one resumable `safekeel eval` run directory; judged by harm-clf (ASR) and the
 keyword judge (refusal). `--report` prints the table with DeRTa's and vanilla's paired differences (behaviors
@@ -304,7 +307,6 @@ def against(out: Path, other: Path, other_arm: str) -> tuple[str, dict]:
                               "collapse": col, "other": other_arm}
 
 
-
 def search_vs_direct(out: Path) -> tuple[str, dict]:
     """Each search attack against the direct request on the same behaviors, per arm (seed 0 of both): did the
     search raise ASR (harm-clf) or lower refusal (keyword judge) at all? Paired per behavior."""
@@ -337,6 +339,7 @@ def search_vs_direct(out: Path) -> tuple[str, dict]:
             lines.append(f"| {arm} | {attack} | {asr['behaviors']} | {100 * asr['a']:.1f}% | {100 * asr['b']:.1f}% | "
                          f"{diff_text(asr)} | {100 * ref['a']:.0f}% | {100 * ref['b']:.0f}% | {diff_text(ref)} |")
     return ("\n".join(lines) if data else ""), data
+
 
 def main() -> None:
     global ARMS

@@ -60,6 +60,7 @@ def test_a_row_stops_at_its_first_stop_string_and_keeps_it(tiny_model, tiny_toke
     assert full.startswith(cut) and first < len(cut) < len(full), (full, cut, stop)
     assert stop not in cut[:first] and len(tiny_tokenizer(cut[first + 1:])["input_ids"]) <= 1
 
+
 def test_run_eval_rows_judgments_summary(tiny_dir, tmp_path):
     cfg = config(tiny_dir, tmp_path)
     out = run_eval(cfg, log=lambda *a: None)
