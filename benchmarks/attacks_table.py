@@ -78,9 +78,14 @@ def model_path(recipe_out: Path, arm: str, seed: int) -> str:
     return "smollm2-135m" if name is None else str(recipe_out / "train" / name / f"seed-{seed}" / "model")
 
 
+def line_count(path: Path) -> int:
+    with path.open() as f:
+        return sum(1 for _ in f)
+
+
 def behaviors_file(out: Path, n: int, start: int = 0, benign: bool = False) -> Path:
     path = out / "behaviors.jsonl"
-    if path.exists() and (benign or sum(1 for _ in path.open()) >= n):
+    if path.exists() and (benign or line_count(path) >= n):
         return path  # a larger --n grows the file: the wide set's first behaviors stay first, so runs resume
     if benign:  # the test split's benign and benign-but-scary prompts: a refusal here is over-refusal
         from safekeel.data.build_cli import load_prompt_set
@@ -98,7 +103,7 @@ def run(out: Path, args, arm: str, seed: int, group: str, attacks: list[str]) ->
     behaviors = behaviors_file(out, args.n, args.start, args.benign)
     if (d / "summary.json").exists():
         done = json.loads((d / "summary.json").read_text())
-        if set(attacks) <= set(done["asr"]["keyword"]) and done["behaviors"] >= sum(1 for _ in behaviors.open()):
+        if set(attacks) <= set(done["asr"]["keyword"]) and done["behaviors"] >= line_count(behaviors):
             return d
     model = model_path(Path(args.recipe_out), arm, seed)
     cfg = resolve_config(EvalConfig, overrides=dict(
@@ -180,10 +185,11 @@ def budget(arms: dict[str, list[Path]]) -> dict[str, str]:
     whose attacker reply never held a prompt (re-asks included) and the behaviors whose best prompt is still the
     bare request: there the search was the direct attack."""
     out: dict[str, str] = {}
+    arm_rows = {arm: [r for d in runs for r in load_run(d)[0]] for arm, runs in arms.items()}  # each run read once
     for attack, means in (("pair", ("queries", "attacker_calls")), ("autodan", ("iterations", "fitness_calls"))):
         per_arm = []
-        for arm, runs in arms.items():
-            rows = [r for d in runs for r in load_run(d)[0] if r["attack"] == attack]
+        for arm, all_rows in arm_rows.items():
+            rows = [r for r in all_rows if r["attack"] == attack]
             if not rows:
                 continue
             metas = [r["meta"] for r in rows]
@@ -309,20 +315,13 @@ def against(out: Path, other: Path, other_arm: str) -> tuple[str, dict]:
 
 def search_vs_direct(out: Path) -> tuple[str, dict]:
     """Each search attack against the direct request on the same behaviors, per arm (seed 0 of both): did the
-    search raise ASR (harm-clf) or lower refusal (keyword judge) at all? Paired per behavior."""
+    search raise ASR (harm-clf) or lower refusal (keyword judge) at all? Paired per behavior (`compare.arm_flags`,
+    its attack cell dropped from the key so the two attacks pair)."""
+    from safekeel.eval.compare import arm_flags
     from safekeel.stats import paired_difference
 
-    def flags(d: Path) -> dict[str, dict[str, dict]]:  # {attack: {"asr"|"refusal": {(behavior, seed): bool}}}
-        rows, verdicts = load_run(d)
-        res: dict[str, dict[str, dict]] = {}
-        for r in rows:
-            harm, kw = verdicts.get("harm-clf", {}).get(r["key"]), verdicts.get("keyword", {}).get(r["key"])
-            f = res.setdefault(r["attack"], {"asr": {}, "refusal": {}})
-            if harm is not None:
-                f["asr"][r["behavior_id"], "0"] = bool(harm.get("unsafe"))
-            if kw is not None:
-                f["refusal"][r["behavior_id"], "0"] = not kw.get("unsafe")
-        return res
+    def flags(d: Path, judge: str, flag: str) -> dict[str, dict[tuple, bool]]:
+        return {a: {(b, s): v for (b, s, _), v in f.items()} for a, f in arm_flags(d, judge, flag).items()}
 
     lines = ["| arm | attack | n | ASR direct | ASR attack | attack - direct | refusal direct | refusal attack | "
              "attack - direct (refusal) |", "|---|---|---|---|---|---|---|---|---|"]
@@ -331,15 +330,15 @@ def search_vs_direct(out: Path) -> tuple[str, dict]:
         direct, search = out / "static" / arm / "seed-0", out / "search" / arm / "seed-0"
         if not ((direct / "summary.json").exists() and (search / "summary.json").exists()):
             continue
-        fd, fs = flags(direct).get("direct"), flags(search)
-        for attack in [a for a in SEARCH if a in fs and fd]:
-            asr = paired_difference(fd["asr"], fs[attack]["asr"])
-            ref = paired_difference(fd["refusal"], fs[attack]["refusal"])
+        asr_d, asr_s = flags(direct, "harm-clf", "unsafe"), flags(search, "harm-clf", "unsafe")
+        ref_d, ref_s = flags(direct, "keyword", "refused"), flags(search, "keyword", "refused")
+        for attack in [a for a in SEARCH if a in asr_s and "direct" in asr_d]:
+            asr = paired_difference(asr_d["direct"], asr_s[attack])
+            ref = paired_difference(ref_d["direct"], ref_s[attack])
             data.setdefault(arm, {})[attack] = {"asr": asr, "refusal": ref}
             lines.append(f"| {arm} | {attack} | {asr['behaviors']} | {100 * asr['a']:.1f}% | {100 * asr['b']:.1f}% | "
                          f"{diff_text(asr)} | {100 * ref['a']:.0f}% | {100 * ref['b']:.0f}% | {diff_text(ref)} |")
     return ("\n".join(lines) if data else ""), data
-
 
 def main() -> None:
     global ARMS
