@@ -64,6 +64,7 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
   the refusal-token unlikelihood at three seeds against own4 and own4 vanilla, its weight on the val split, where
   its refusals sit, and the completion attack on it against own4 (`attacks_table.py --recipe ul1 --against own4`)
 - SEVENTEENTH_ATTACKS (attacks_pair): PAIR on base / vanilla / DeRTa of today's recipe, `attacks_table.py --search`
+- EIGHTEENTH_ATTACKS (attacks_pair100): the same PAIR runs resumed on the first 100 behaviors
 
     python benchmarks/results_blocks.py          # rewrite every block
     python benchmarks/results_blocks.py --check  # exit 1 when a block differs from its file (tests run this)
@@ -329,6 +330,9 @@ SIXTEENTH_ATTACKS = {  # attacks_table.py: the completion attack on own4-ul1, ag
 SEVENTEENTH_ATTACKS = {  # PAIR on base / vanilla / DeRTa of today's recipe (seed 0), the attacker's replies capped
     "attacks_pair": "--search-attacks pair --n 48 --report --export ...",
 }
+EIGHTEENTH_ATTACKS = {  # the same runs grown to the issue's 100 behaviors
+    "attacks_pair100": "--search-attacks pair --n 100 --report --export ...",
+}
 
 
 def units_overlap_block(name: str = "units_overlap.json") -> str:
@@ -406,7 +410,8 @@ BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "split
           "attacks_raw50": attacks_raw50_block, "attacks_raw50_vs_more": attacks_raw50_vs_more_block,
           "attacks_raw3": attacks_raw3_block, "attacks_more240": attacks_more240_block,
           **{name: attacks_table(f"{name}.json", args) for name, args in {**TWELFTH, **THIRTEENTH, **FOURTEENTH,
-                                                                       **SIXTEENTH_ATTACKS, **SEVENTEENTH_ATTACKS}.items()},
+                                                                       **SIXTEENTH_ATTACKS, **SEVENTEENTH_ATTACKS,
+                                                                       **EIGHTEENTH_ATTACKS}.items()},
           **{name: recipe_table(f"{name}.json", args) for name, args in {**FIFTEENTH, **SIXTEENTH}.items()},
           "derta_refusal_position": exported_table("derta_refusal_position.json", "python benchmarks/derta_refusal_"
                                                                                   "position.py --arms ... --export ..."),
