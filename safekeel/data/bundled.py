@@ -130,8 +130,7 @@ def load_behavior_set(spec: str) -> list[Behavior]:
     if spec == "uncensorbench":
         return [Behavior(prompt=t.prompt, category=t.category, source=t.source, target=t.harmful_response, id=t.id)
                 for t in uncensorbench_triples()]
-    if spec in LOADERS and spec not in ("pyrit-refusal", "pyrit-harm", "jailbreak-templates", "utility-qa",
-                                        "benign", "benign-scary"):
+    if spec in ("advbench", "harmbench", "donotanswer", "strongreject"):
         return LOADERS[spec]()
     if spec in ("benign", "benign-scary"):
         return [Behavior(prompt=r["prompt"], category=r.get("category"), source=spec, id=r["id"])
