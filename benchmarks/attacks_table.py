@@ -340,6 +340,7 @@ def search_vs_direct(out: Path) -> tuple[str, dict]:
                          f"{diff_text(asr)} | {100 * ref['a']:.0f}% | {100 * ref['b']:.0f}% | {diff_text(ref)} |")
     return ("\n".join(lines) if data else ""), data
 
+
 def main() -> None:
     global ARMS
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -76,6 +76,7 @@ def test_the_graph_reads_relative_and_lazy_imports():
     graph = import_graph()
     assert "safekeel.data.helpful" in graph["safekeel.data.catalogue"]  # `from .helpful import ...`
     assert "safekeel.sources" in graph["safekeel.data.bundled"]  # `from ..sources import ...`
+    assert "safekeel.data.bundled" in graph["safekeel.data.splits"]  # `from . import bundled`, inside a function
 
 
 def test_no_import_loops_in_the_package():
