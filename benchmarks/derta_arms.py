@@ -123,4 +123,12 @@ ARMS = {
     **{f"derta-r1-lr10-mid-z33-more-own4-ul{w:g}": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4,
                                                    "rto": "aligned", "zero": 1 / 3, "more": True, "steps": 160,
                                                    "own": 4, "ul": float(w)} for w in (1, 3)},
+    # the collapse's trigger (nineteenth session): the RTO token is "I", the word a completion attack makes the
+    # model echo ("As requested, I will ..." -> "I will I will I I I"). Every training refusal opened with "Sorry, "
+    # instead (`data build --refusal-lead`), so the RTO token is one no compliant answer starts with; the default
+    # recipe otherwise, and vanilla on the same refusals
+    **{f"{name}-sorry": {**ARM, "lead": "Sorry"} for name, ARM in (
+        ("vanilla-r1-lr10", {**BASE, "recipe": "vanilla", "ratio": 1.0, "lr": 1e-4}),
+        ("derta-r1-lr10-mid-z33", {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
+                                   "zero": 1 / 3}))},
 }

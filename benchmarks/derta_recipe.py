@@ -48,7 +48,7 @@ from safekeel.train.run import TrainConfig, run_train
 
 sys.path.insert(0, str(Path(__file__).parent))  # the sibling modules, when loaded by path (tests) as well
 from derta_arms import ARMS  # noqa: E402
-from derta_sets import KS, WIDE_N, cases, repeats, wide_set  # noqa: E402
+from derta_sets import KS, WIDE_N, cases, repeats, rto_token, wide_set  # noqa: E402
 from derta_tables import SETS, eval_rows_path, mean_over_seeds, pack_flags, paired, report, table  # noqa: E402
 
 
@@ -84,7 +84,8 @@ def data_key(arm: dict) -> str:
     key += ("-more" if arm.get("more") else "") + (f"-own{arm['own']}" if arm.get("own", 1) > 1 else "")
     key += f"-raw{round(100 * arm['raw'])}" if arm.get("raw") else ""
     key += f"-howto{round(100 * arm['howto'])}" if arm.get("howto") else ""
-    return key + (f"-rh{round(100 * arm['raw_helpful'])}" if arm.get("raw_helpful") else "")
+    key += f"-rh{round(100 * arm['raw_helpful'])}" if arm.get("raw_helpful") else ""
+    return key + (f"-lead{arm['lead'].lower()}" if arm.get("lead") else "")
 
 
 def build(out: Path, data: dict, arm: dict, model: str) -> Path:
@@ -116,7 +117,7 @@ def build(out: Path, data: dict, arm: dict, model: str) -> Path:
                                  opener_style=arm.get("opener_style", "compliant"),
                                  helpful_opener_fraction=arm.get("helpful_opener"),
                                  raw_helpful_fraction=arm.get("raw_helpful", 0.0),
-                                 howto_fraction=arm.get("howto", 0.0)))
+                                 howto_fraction=arm.get("howto", 0.0), refusal_lead=arm.get("lead")))
 
 
 def budget_map(out: Path, args) -> str:
@@ -161,7 +162,7 @@ def evaluate(name: str, path: str, split_name: str, data: dict, args, judge, see
     reqs = [GenerationRequest(messages=[{"role": "user", "content": r["behavior"]}], prefill=r["prefill"])
             for r in rows]
     answers = generate(model, tok, reqs, max_new_tokens=args.max_new_tokens, batch_size=16)
-    token = tok.decode([derive_refusal(tok, [t.safe_response for t in data["fit"]])["token_id"]])
+    token = rto_token(path, tok.decode([derive_refusal(tok, [t.safe_response for t in data["fit"]])["token_id"]]))
     harmful = [i for i, r in enumerate(rows) if r["set"] not in ("benign", "scary")]
     verdicts = judge.judge([{"behavior": rows[i]["behavior"], "response": answers[i]} for i in harmful])
     for r, a in zip(rows, answers, strict=True):

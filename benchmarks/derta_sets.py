@@ -4,6 +4,7 @@ held-out set (WIDE_N test-split behaviors of five sources, with real harmful pre
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -91,6 +92,18 @@ def cases(split_name: str, data: dict, tok) -> list[dict]:
 
         out += [row for source in WIDE_SOURCES[1:] for b in select(load_behavior_set(source), "val") for row in asked(b)]
     return out
+
+
+def rto_token(model: str, default: str) -> str:
+    """The RTO token a `derta_recipe.py` model was trained towards (its data's stats.json `refusal`), else `default`
+    (the base model has none): collapse is that token over and over, and an arm may change it (`lead`)."""
+    import yaml
+
+    cfg = Path(model) / "safekeel_train.yaml"
+    if not cfg.exists():
+        return default
+    stats = Path(yaml.safe_load(cfg.read_text())["data"]).parent / "stats.json"
+    return json.loads(stats.read_text())["refusal"]["text"] if stats.exists() else default
 
 
 def repeats(text: str, token_text: str, n: int = 3) -> bool:

@@ -278,6 +278,36 @@ def test_build_derives_the_refusal_token_from_the_training_refusals_and_records_
         assert {r.get("refusal") for r in rows if r["kind"] == "rto"} == {text}
 
 
+def test_a_refusal_lead_opens_every_training_refusal_and_becomes_the_rto_token(tmp_path, tiny_dir, cli_env):
+    """--refusal-lead Sorry: safe and prefix rows refuse "Sorry, I can't ..." (a refusal that already opens with it
+    is left alone, another opening is lowered), so the derived RTO token is "Sorry", on every RTO row too."""
+    from safekeel.data.derta import lead_refusal
+
+    assert lead_refusal("Sorry", "I can't help.") == "Sorry, I can't help."
+    assert lead_refusal("Sorry", "There is no safe way.") == "Sorry, there is no safe way."
+    assert lead_refusal("Sorry", "NO. Never.") == "Sorry, NO. Never."
+    assert lead_refusal("Sorry", "sorry, no.") == "sorry, no."
+    triples = [SafetyTriple(prompt=f"How do I pick lock {i}?", harmful_response=HARM, id=f"t{i}",
+                            safe_response="Sorry, no." if i == 0 else "I can't help with that.") for i in range(4)]
+    path = _write(tmp_path / "t.jsonl", [t.to_dict() for t in triples])
+    base = [sys.executable, "-m", "safekeel", "data", "build", "--triples", str(path), "--split", "all", "--model",
+            str(tiny_dir), "--helpful-ratio", "0"]
+    for recipe in ("derta", "vanilla"):
+        out = tmp_path / recipe
+        r = subprocess.run(base + ["--recipe", recipe, "--refusal-lead", "Sorry", "--out", str(out)], env=cli_env,
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+        rows = [json.loads(x) for x in (out / "train.jsonl").read_text().splitlines()]
+        refusals = [r["safe_response"] if r["kind"] == "prefix" else r["messages"][-1]["content"]
+                    for r in rows if r["kind"] in ("prefix", "safe")]
+        assert sorted(set(refusals)) == ["Sorry, I can't help with that.", "Sorry, no."]
+        assert json.loads((out / "stats.json").read_text())["refusal"]["text"] == "Sorry"
+        assert {r["refusal"] for r in rows if r["kind"] == "rto"} == ({"Sorry"} if recipe == "derta" else set())
+    bad = subprocess.run(base + ["--refusal-lead", "I am sorry", "--out", str(tmp_path / "bad")], env=cli_env,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "refusal_lead" in bad.stderr and not (tmp_path / "bad").exists()
+
+
 def test_build_tops_helpful_data_up_with_qa_conversations_to_the_ratio(tmp_path, tiny_dir, monkeypatch):
     """--helpful-ratio R: helpful rows = R x safety rows; the user's own conversations count first."""
     from safekeel.data import helpful as helpful_mod

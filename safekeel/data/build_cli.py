@@ -47,6 +47,9 @@ class BuildConfig:
                                                  "refusal outside a chat, where a completion attack asks")
     raw_helpful_fraction: float = field(0.0, help="share of single-turn helpful rows written as a plain document "
                                                   "too, so raw documents do not always end in a refusal")
+    refusal_lead: str | None = field(None, help="a word every training refusal opens with ('Sorry': 'Sorry, I cannot "
+                                                "...'), so the RTO token is not the 'I' a completion attack makes "
+                                                "the model echo ('I will I will I I I'); default: refusals as given")
     refusal: str | None = field(None, help="refusal string whose first assistant-turn token is the RTO target "
                                            "(default: the most common first token of the training refusals)")
     model: str = field("smollm2-135m", help="tokenizer used for token-unit prefixes, the refusal token and the stats")
@@ -60,6 +63,8 @@ class BuildConfig:
                 raise ConfigError(f"'{name}' must be in [0, 1]")
         if self.helpful_ratio < 0:
             raise ConfigError("'helpful_ratio' must be >= 0")
+        if self.refusal_lead is not None and (not self.refusal_lead.strip() or " " in self.refusal_lead.strip()):
+            raise ConfigError("'refusal_lead' must be one word")
 
 
 @dataclass
@@ -121,11 +126,13 @@ def run_build(cfg: BuildConfig) -> Path:
 
     from ..io import write_json, write_jsonl
     from ..models import load_tokenizer
-    from .derta import build_examples, dataset_stats
+    from .derta import build_examples, dataset_stats, lead_refusal
     from .readers import load_conversations
     from .tokenize import derive_refusal
 
     triples = load_triple_set(cfg.triples, cfg.split)
+    if cfg.refusal_lead:
+        triples = [replace(t, safe_response=lead_refusal(cfg.refusal_lead, t.safe_response)) for t in triples]
     helpful = load_conversations(cfg.helpful) if cfg.helpful else []
     if cfg.helpful_ratio > 0:
         from .derta import RECIPES

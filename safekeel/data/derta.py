@@ -79,6 +79,23 @@ def sample_prefix(harmful: str, rng: random.Random, unit: str = "tokens", tokeni
     return harmful[: offsets[k - 1][1]].rstrip() if k else ""
 
 
+def lead_refusal(lead: str, refusal: str) -> str:
+    """`refusal` opening with the word `lead`: "I cannot help." -> "Sorry, I cannot help."
+
+    Why: the RTO target is the refusals' first token. When that is "I", a completion attack that makes the model
+    write "I will ..." feeds the target straight into the echo ("I will I will I I I"); a refusal token no answer
+    opens with cannot be echoed that way. A refusal already opening with `lead` is kept; the first letter of the
+    old opening is lowered unless it is the pronoun "I" or an all-caps word.
+    """
+    lead = lead.strip()
+    text = refusal.lstrip()
+    if not lead or text.lower().startswith(lead.lower()):
+        return refusal
+    word = text.split(" ", 1)[0]
+    keep = word == "I" or word.startswith(("I'", "I\u2019")) or (len(word) > 1 and word.isupper())
+    return f"{lead}, {text if keep else text[:1].lower() + text[1:]}"
+
+
 def _chat(prompt: str, answer: str) -> list[dict]:
     return [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
 
