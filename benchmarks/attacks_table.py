@@ -72,7 +72,9 @@ RECIPES = {"default": {"base": None, "vanilla": "vanilla-r1-lr10", "derta": "der
                    "derta": "derta-r1-lr10-mid-z33-more-own4-ul1"},
            # today's recipe with every training refusal opening "Sorry, " (nineteenth session): the RTO token is no
            # longer the "I" the completion attack's "I will" makes the model echo
-           "sorry": {"base": None, "vanilla": "vanilla-r1-lr10-sorry", "derta": "derta-r1-lr10-mid-z33-sorry"}}
+           "sorry": {"base": None, "vanilla": "vanilla-r1-lr10-sorry", "derta": "derta-r1-lr10-mid-z33-sorry"},
+           "own4sorry": {"base": None, "vanilla": "vanilla-r1-lr10-more-own4",
+                         "derta": "derta-r1-lr10-mid-z33-more-own4-sorry"}}
 ARMS = RECIPES["default"]
 
 

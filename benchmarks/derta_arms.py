@@ -131,4 +131,8 @@ ARMS = {
         ("vanilla-r1-lr10", {**BASE, "recipe": "vanilla", "ratio": 1.0, "lr": 1e-4}),
         ("derta-r1-lr10-mid-z33", {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
                                    "zero": 1 / 3}))},
+    # ... and where the collapse is (the default recipe refuses no completion-format request at all, so it cannot
+    # collapse there): the own4 DeRTa arm with the same lead
+    "derta-r1-lr10-mid-z33-more-own4-sorry": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
+                                              "zero": 1 / 3, "more": True, "steps": 160, "own": 4, "lead": "Sorry"},
 }
