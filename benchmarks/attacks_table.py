@@ -74,7 +74,9 @@ RECIPES = {"default": {"base": None, "vanilla": "vanilla-r1-lr10", "derta": "der
            # longer the "I" the completion attack's "I will" makes the model echo
            "sorry": {"base": None, "vanilla": "vanilla-r1-lr10-sorry", "derta": "derta-r1-lr10-mid-z33-sorry"},
            "own4sorry": {"base": None, "vanilla": "vanilla-r1-lr10-more-own4",
-                         "derta": "derta-r1-lr10-mid-z33-more-own4-sorry"}}
+                         "derta": "derta-r1-lr10-mid-z33-more-own4-sorry"},
+           "own4sorryrh": {"base": None, "vanilla": "vanilla-r1-lr10-more-own4",
+                           "derta": "derta-r1-lr10-mid-z33-more-own4-sorry-rh25"}}
 ARMS = RECIPES["default"]
 
 

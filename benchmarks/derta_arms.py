@@ -135,4 +135,10 @@ ARMS = {
     # collapse there): the own4 DeRTa arm with the same lead
     "derta-r1-lr10-mid-z33-more-own4-sorry": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
                                               "zero": 1 / 3, "more": True, "steps": 160, "own": 4, "lead": "Sorry"},
+    # ... which no longer collapses under the completion attack but refuses benign requests in that format (65%):
+    # every raw document it meets ends in a refusal. A quarter of the helpful rows written as raw documents, so a
+    # raw document is answered when the request is benign (rh25 took benign completions 71% -> 52% on raw25)
+    "derta-r1-lr10-mid-z33-more-own4-sorry-rh25": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4,
+                                                   "rto": "aligned", "zero": 1 / 3, "more": True, "steps": 160,
+                                                   "own": 4, "lead": "Sorry", "raw_helpful": 0.25},
 }

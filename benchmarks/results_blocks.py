@@ -65,6 +65,9 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
   its refusals sit, and the completion attack on it against own4 (`attacks_table.py --recipe ul1 --against own4`)
 - SEVENTEENTH_ATTACKS (attacks_pair): PAIR on base / vanilla / DeRTa of today's recipe, `attacks_table.py --search`
 - EIGHTEENTH_ATTACKS (attacks_pair100): the same PAIR runs resumed on the first 100 behaviors
+- NINETEENTH (derta_sorry_heldout, derta_own4sorry_heldout) and NINETEENTH_ATTACKS (attacks_*sorry*): every
+  training refusal opening "Sorry, " (`data build --refusal-lead`), on today's recipe and on own4, held out and
+  under the completion attack (`attacks_table.py --recipe sorry|own4sorry --against default|own4`)
 
     python benchmarks/results_blocks.py          # rewrite every block
     python benchmarks/results_blocks.py --check  # exit 1 when a block differs from its file (tests run this)
@@ -333,6 +336,20 @@ SEVENTEENTH_ATTACKS = {  # PAIR on base / vanilla / DeRTa of today's recipe (see
 EIGHTEENTH_ATTACKS = {  # the same runs grown to the issue's 100 behaviors
     "attacks_pair100": "--search-attacks pair --n 100 --report --export ...",
 }
+# nineteenth session: every training refusal opening "Sorry, " (the RTO token no longer "I"), on today's recipe and
+# on own4, where the completion attack's collapse is
+NINETEENTH = {
+    "derta_sorry_heldout": "--report --split heldout --arms ...-mid-z33 ...-mid-z33-sorry --seeds 0 1 --export ...",
+    "derta_own4sorry_heldout": "--report --split heldout --archive ... --arms base ...-own4 ...-own4-sorry --seeds 1 "
+                               "--export ...",
+}
+NINETEENTH_ATTACKS = {
+    "attacks_sorry_fresh": "--recipe sorry --start 240 --report --against default --seeds 0 --export ...",
+    "attacks_benign_sorry": "--recipe sorry --benign --report --against default --seeds 0 --export ...",
+    "attacks_own4sorry_last": "--recipe own4sorry --start 470 --report --against own4 --seeds 1 --export ...",
+    "attacks_own4sorry_fresh": "--recipe own4sorry --start 240 --report --against own4 --seeds 1 --export ...",
+    "attacks_benign_own4sorry": "--recipe own4sorry --benign --report --against own4 --seeds 1 --export ...",
+}
 
 
 def units_overlap_block(name: str = "units_overlap.json") -> str:
@@ -411,8 +428,10 @@ BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "split
           "attacks_raw3": attacks_raw3_block, "attacks_more240": attacks_more240_block,
           **{name: attacks_table(f"{name}.json", args) for name, args in {**TWELFTH, **THIRTEENTH, **FOURTEENTH,
                                                                        **SIXTEENTH_ATTACKS, **SEVENTEENTH_ATTACKS,
-                                                                       **EIGHTEENTH_ATTACKS}.items()},
-          **{name: recipe_table(f"{name}.json", args) for name, args in {**FIFTEENTH, **SIXTEENTH}.items()},
+                                                                       **EIGHTEENTH_ATTACKS,
+                                                                       **NINETEENTH_ATTACKS}.items()},
+          **{name: recipe_table(f"{name}.json", args) for name, args in {**FIFTEENTH, **SIXTEENTH,
+                                                                         **NINETEENTH}.items()},
           "derta_refusal_position": exported_table("derta_refusal_position.json", "python benchmarks/derta_refusal_"
                                                                                   "position.py --arms ... --export ..."),
           "derta_refusal_position_ul": exported_table("derta_refusal_position_ul.json", "python benchmarks/derta_"
