@@ -346,9 +346,9 @@ NINETEENTH = {
 NINETEENTH_ATTACKS = {
     "attacks_sorry_fresh": "--recipe sorry --start 240 --report --against default --seeds 0 --export ...",
     "attacks_benign_sorry": "--recipe sorry --benign --report --against default --seeds 0 --export ...",
-    "attacks_own4sorry_last": "--recipe own4sorry --start 470 --report --against own4 --seeds 1 --export ...",
+    "attacks_own4sorry_last": "--recipe own4sorry --start 470 --report --against own4 --export ...",
     "attacks_own4sorry_fresh": "--recipe own4sorry --start 240 --report --against own4 --seeds 1 --export ...",
-    "attacks_benign_own4sorry": "--recipe own4sorry --benign --report --against own4 --seeds 1 --export ...",
+    "attacks_benign_own4sorry": "--recipe own4sorry --benign --report --against own4 --export ...",
 }
 
 
