@@ -49,7 +49,8 @@ class BuildConfig:
                                                   "too, so raw documents do not always end in a refusal")
     refusal_lead: str | None = field(None, help="a word every training refusal opens with ('Sorry': 'Sorry, I cannot "
                                                 "...'), so the RTO token is not the 'I' a completion attack makes "
-                                                "the model echo ('I will I will I I I'); default: refusals as given")
+                                                "the model echo ('I will I I I'); measured: no collapse, but raw "
+                                                "benign documents refused (docs/derta.md); default: as given")
     refusal: str | None = field(None, help="refusal string whose first assistant-turn token is the RTO target "
                                            "(default: the most common first token of the training refusals)")
     model: str = field("smollm2-135m", help="tokenizer used for token-unit prefixes, the refusal token and the stats")
