@@ -349,6 +349,8 @@ NINETEENTH_ATTACKS = {
     "attacks_own4sorry_last": "--recipe own4sorry --start 470 --report --against own4 --export ...",
     "attacks_own4sorry_fresh": "--recipe own4sorry --start 240 --report --against own4 --seeds 1 --export ...",
     "attacks_benign_own4sorry": "--recipe own4sorry --benign --report --against own4 --export ...",
+    "attacks_own4sorryrh_last": "--recipe own4sorryrh --start 470 --report --against own4 --seeds 1 --export ...",
+    "attacks_benign_own4sorryrh": "--recipe own4sorryrh --benign --report --against own4sorry --seeds 1 --export ...",
 }
 
 
