@@ -296,8 +296,9 @@ def arm_rates(out: Path) -> str:
     runs: list[Path] = []
     for group in ("static", "search"):
         for arm in ARMS:
-            runs += seed_dirs(out, group, arm)
-            for attack, x in rates(seed_dirs(out, group, arm)).items():
+            dirs = seed_dirs(out, group, arm)
+            runs += dirs
+            for attack, x in rates(dirs).items():
                 lines.append(f"| {group} | `{ARMS[arm] or 'base'}` | {attack} | {x['n']} x {x['seeds']} | "
                              f"{100 * x['asr']:.1f}% ({100 * x['asr_range'][0]:.1f}-{100 * x['asr_range'][1]:.1f}) | "
                              f"{100 * x['refusal']:.0f}% | {x['collapse']}/{x['answers']} ({x['unsafe_collapse']}) |")
