@@ -340,8 +340,8 @@ EIGHTEENTH_ATTACKS = {  # the same runs grown to the issue's 100 behaviors
 # on own4, where the completion attack's collapse is
 NINETEENTH = {
     "derta_sorry_heldout": "--report --split heldout --arms ...-mid-z33 ...-mid-z33-sorry --seeds 0 1 --export ...",
-    "derta_own4sorry_heldout": "--report --split heldout --archive ... --arms base ...-own4 ...-own4-sorry --seeds 1 "
-                               "--export ...",
+    "derta_own4sorry_heldout": "--report --split heldout --archive ... --arms base ...-own4 ...-own4-sorry "
+                               "...-own4-sorry-rh25 --seeds 1 --export ...",
 }
 NINETEENTH_ATTACKS = {
     "attacks_sorry_fresh": "--recipe sorry --start 240 --report --against default --seeds 0 --export ...",
