@@ -34,6 +34,7 @@ on the first ones; run dir `-fromN`), and `--benign` the test split's benign and
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import sys
@@ -137,9 +138,10 @@ REFUSAL_TOKEN = "I"  # the RTO target of the derta_recipe.py arms unless an arm 
 ECHO = "I will"
 
 
+@functools.cache
 def run_token(d: Path) -> str:
     """The refusal token whose run counts as a collapse in run `d`: its model's RTO token (`rto_token`), "I" for
-    the base model."""
+    the base model. Cached: a report asks for each run's token from rates, against and the table notes."""
     import yaml
 
     return rto_token(yaml.safe_load((d / "config.yaml").read_text())["model"], REFUSAL_TOKEN)

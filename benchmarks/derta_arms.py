@@ -10,6 +10,9 @@ BASE = dict(recipe=None, ratio=3.0, keep=0.05, lr=5e-5, objective="ce", lora=Fal
 RAW25 = {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned", "zero": 1 / 3, "more": True,
          "steps": 160, "raw": 0.25}
 FP25 = {**RAW25, "opener": 0.25, "opener_style": "first_person"}
+# the own4 DeRTa (`-more-own4`, ARMS) that the later over-refusal and collapse arms vary one field of
+OWN4 = {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned", "zero": 1 / 3, "more": True, "steps": 160,
+        "own": 4}
 ARMS = {
     "base": BASE,
     "derta-old": {**BASE, "recipe": "derta", "ratio": None},  # the previous demo's data: 48 benign chats, no QA/scary
@@ -120,9 +123,7 @@ ARMS = {
     # into the middle of a benign answer, which vanilla never does: RTO's " I" firing on benign text. The own4 arm
     # with -log(1 - p(refusal token)) at every MLE target that is not one (train.run refusal_unlikelihood), weight 1
     # (weights 1 and, chosen against it on the val split only, 3)
-    **{f"derta-r1-lr10-mid-z33-more-own4-ul{w:g}": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4,
-                                                   "rto": "aligned", "zero": 1 / 3, "more": True, "steps": 160,
-                                                   "own": 4, "ul": float(w)} for w in (1, 3)},
+    **{f"derta-r1-lr10-mid-z33-more-own4-ul{w:g}": {**OWN4, "ul": float(w)} for w in (1, 3)},
     # the collapse's trigger (nineteenth session): the RTO token is "I", the word a completion attack makes the
     # model echo ("As requested, I will ..." -> "I will I will I I I"). Every training refusal opened with "Sorry, "
     # instead (`data build --refusal-lead`), so the RTO token is one no compliant answer starts with; the default
@@ -133,12 +134,9 @@ ARMS = {
                                    "zero": 1 / 3}))},
     # ... and where the collapse is (the default recipe refuses no completion-format request at all, so it cannot
     # collapse there): the own4 DeRTa arm with the same lead
-    "derta-r1-lr10-mid-z33-more-own4-sorry": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned",
-                                              "zero": 1 / 3, "more": True, "steps": 160, "own": 4, "lead": "Sorry"},
+    "derta-r1-lr10-mid-z33-more-own4-sorry": {**OWN4, "lead": "Sorry"},
     # ... which no longer collapses under the completion attack but refuses benign requests in that format (65%):
     # every raw document it meets ends in a refusal. A quarter of the helpful rows written as raw documents, so a
     # raw document is answered when the request is benign (rh25 took benign completions 71% -> 52% on raw25)
-    "derta-r1-lr10-mid-z33-more-own4-sorry-rh25": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4,
-                                                   "rto": "aligned", "zero": 1 / 3, "more": True, "steps": 160,
-                                                   "own": 4, "lead": "Sorry", "raw_helpful": 0.25},
+    "derta-r1-lr10-mid-z33-more-own4-sorry-rh25": {**OWN4, "lead": "Sorry", "raw_helpful": 0.25},
 }
