@@ -77,7 +77,10 @@ RECIPES = {"default": {"base": None, "vanilla": "vanilla-r1-lr10", "derta": "der
            "own4sorry": {"base": None, "vanilla": "vanilla-r1-lr10-more-own4",
                          "derta": "derta-r1-lr10-mid-z33-more-own4-sorry"},
            "own4sorryrh": {"base": None, "vanilla": "vanilla-r1-lr10-more-own4",
-                           "derta": "derta-r1-lr10-mid-z33-more-own4-sorry-rh25"}}
+                           "derta": "derta-r1-lr10-mid-z33-more-own4-sorry-rh25"},
+           # ... with the refusal-token unlikelihood too (the three levers together)
+           "own4sorryrhul": {"base": None, "vanilla": "vanilla-r1-lr10-more-own4",
+                             "derta": "derta-r1-lr10-mid-z33-more-own4-sorry-rh25-ul1"}}
 ARMS = RECIPES["default"]
 
 

@@ -139,4 +139,8 @@ ARMS = {
     # every raw document it meets ends in a refusal. A quarter of the helpful rows written as raw documents, so a
     # raw document is answered when the request is benign (rh25 took benign completions 71% -> 52% on raw25)
     "derta-r1-lr10-mid-z33-more-own4-sorry-rh25": {**OWN4, "lead": "Sorry", "raw_helpful": 0.25},
+    # ... the three levers together (twentieth session), each measured alone before: the lead (collapse under the
+    # completion attack), raw helpful rows (benign requests in that format) and the refusal-token unlikelihood at
+    # weight 1 (over-refusal inside benign answers; the token it lowers is now "Sorry"). Trained at three seeds
+    "derta-r1-lr10-mid-z33-more-own4-sorry-rh25-ul1": {**OWN4, "lead": "Sorry", "raw_helpful": 0.25, "ul": 1.0},
 }
