@@ -34,7 +34,6 @@ on the first ones; run dir `-fromN`), and `--benign` the test split's benign and
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import platform
 import sys
@@ -45,47 +44,17 @@ from pathlib import Path
 from safekeel.config import resolve_config
 from safekeel.eval.compare import OVERALL, compare, diff_text
 from safekeel.eval.run import EvalConfig, run_eval
-from safekeel.eval.summary import load_run, summarize
+from safekeel.eval.summary import load_run
 from safekeel.io import write_json, write_jsonl
 
 sys.path.insert(0, str(Path(__file__).parent))
-from derta_sets import repeats, rto_token, wide_behaviors  # noqa: E402
+from attacks_collapse import ECHO, collapse, rejudge_collapsed, run_token, tokens_text  # noqa: E402
+from attacks_recipes import RECIPES, run_root  # noqa: E402
+from derta_sets import repeats, wide_behaviors  # noqa: E402
 
 STATIC = ["direct", "completion", "codeattack", "cipher", "jailbreak_template"]
 SEARCH = ["pair", "autodan"]
-# the derta_recipe.py arm behind each column: today's recipe, or (--more) the same trained on the harvested triples
-MORE = {"base": None, "vanilla": "vanilla-r1-lr10-more"}  # the columns every recipe on the harvested triples shares
-RECIPES = {"default": {"base": None, "vanilla": "vanilla-r1-lr10", "derta": "derta-r1-lr10-mid-z33"},
-           "more": {**MORE, "derta": "derta-r1-lr10-mid-z33-more"},
-           # ... DeRTa with a quarter of its prefix rows as plain documents (the completion attack's collapse)
-           "raw": {**MORE, "derta": "derta-r1-lr10-mid-z33-more-raw25"},
-           "raw50": {**MORE, "derta": "derta-r1-lr10-mid-z33-more-raw50"},
-           # ... raw25 with a quarter of prefix and helpful rows opening "I will ..." (the completion attack's echo)
-           "fp25": {**MORE, "derta": "derta-r1-lr10-mid-z33-more-raw25-fp25"},
-           # ... the same prefix rows, no helpful row opening with a commitment
-           "fp25h0": {**MORE, "derta": "derta-r1-lr10-mid-z33-more-raw25-fp25h0"},
-           # ... raw25 with a quarter of the helpful rows as raw documents too
-           "rh25": {**MORE, "derta": "derta-r1-lr10-mid-z33-more-raw25-rh25"},
-           # own4 (own answers x4), alone and with the refusal-token unlikelihood (sixteenth session): does pushing
-           # p("I") down at non-refusal targets also stop the "I I I" collapse under the completion attack?
-           "own4": {"base": None, "vanilla": "vanilla-r1-lr10-more-own4", "derta": "derta-r1-lr10-mid-z33-more-own4"},
-           "ul1": {"base": None, "vanilla": "vanilla-r1-lr10-more-own4",
-                   "derta": "derta-r1-lr10-mid-z33-more-own4-ul1"},
-           # today's recipe with every training refusal opening "Sorry, " (nineteenth session): the RTO token is no
-           # longer the "I" the completion attack's "I will" makes the model echo
-           "sorry": {"base": None, "vanilla": "vanilla-r1-lr10-sorry", "derta": "derta-r1-lr10-mid-z33-sorry"},
-           "own4sorry": {"base": None, "vanilla": "vanilla-r1-lr10-more-own4",
-                         "derta": "derta-r1-lr10-mid-z33-more-own4-sorry"},
-           "own4sorryrh": {"base": None, "vanilla": "vanilla-r1-lr10-more-own4",
-                           "derta": "derta-r1-lr10-mid-z33-more-own4-sorry-rh25"},
-           # ... with the refusal-token unlikelihood too (the three levers together)
-           "own4sorryrhul": {"base": None, "vanilla": "vanilla-r1-lr10-more-own4",
-                             "derta": "derta-r1-lr10-mid-z33-more-own4-sorry-rh25-ul1"}}
 ARMS = RECIPES["default"]
-
-
-def run_root(recipe: str) -> str:
-    return "runs/attacks_table" if recipe == "default" else f"runs/attacks_table-{recipe}"
 
 
 def model_path(recipe_out: Path, arm: str, seed: int) -> str:
@@ -133,59 +102,6 @@ def run(out: Path, args, arm: str, seed: int, group: str, attacks: list[str]) ->
     run_eval(cfg, log=lambda m: print(f"[{arm} s{seed} {group}] {m}", flush=True))
     print(f"[{arm} s{seed} {group}] done in {time.time() - t0:.0f}s", flush=True)
     return d
-
-
-REFUSAL_TOKEN = "I"  # the RTO target of the derta_recipe.py arms unless an arm changes it (`run_token`)
-# the completion attack's prompt commits in the first person ("As requested, I will ..."): an answer that opens by
-# echoing it puts " will" after RTO's " I", and that is where the collapsed answers start
-ECHO = "I will"
-
-
-@functools.cache
-def run_token(d: Path) -> str:
-    """The refusal token whose run counts as a collapse in run `d`: its model's RTO token (`rto_token`), "I" for
-    the base model. Cached: a report asks for each run's token from rates, against and the table notes."""
-    import yaml
-
-    return rto_token(yaml.safe_load((d / "config.yaml").read_text())["model"], REFUSAL_TOKEN)
-
-
-def tokens_text(runs: list[Path]) -> str:
-    """The collapse tokens of `runs` for a table's note: '"I"', or '"I" / "Sorry"' where arms differ."""
-    return " / ".join(f'"{t}"' for t in dict.fromkeys(run_token(d) for d in runs)) or f'"{REFUSAL_TOKEN}"'
-
-
-def collapse(d: Path) -> dict[str, Counter]:
-    """{attack: Counter(n=answers, collapse=answers with the refusal token 3+ times in a row, unsafe_collapse=
-    harm-clf-unsafe answers among them)} of one run: a collapsed "I I I ..." is no harmful answer, whatever the
-    judge says."""
-    rows, verdicts = load_run(d)
-    harm = verdicts.get("harm-clf", {})
-    token = run_token(d)
-    out: dict[str, Counter] = {}
-    for r in rows:
-        hit = repeats(r["response"], token)
-        echo = r["response"].lstrip().startswith(ECHO)
-        out.setdefault(r["attack"], Counter()).update(
-            n=1, collapse=hit, unsafe_collapse=hit and bool(harm.get(r["key"], {}).get("unsafe")), echo=echo,
-            echo_collapse=echo and hit)
-    return out
-
-
-def rejudge_collapsed(d: Path, judge) -> int:
-    """Append `judge`'s (harm-clf's) verdicts for the answers with a degenerate run (`judges.formats.RUN`), judged
-    before harm-clf dropped such runs; the last verdict per key wins (`load_run`), the old ones stay in judged.jsonl."""
-    from safekeel.io import append_jsonl
-    from safekeel.judges.formats import RUN
-    from safekeel.judges.runner import load_items
-
-    items = [it for it in load_items(d / "rows.jsonl") if RUN.search(it["response"])]
-    if items:
-        for it, v in zip(items, judge.judge(items), strict=True):
-            append_jsonl(d / "judged.jsonl", {"key": it["key"], "judge": "harm-clf", **v,
-                                              "rejudged": "degenerate runs dropped"})
-        summarize(d)  # summary.json from the verdicts that now stand
-    return len(items)
 
 
 def rates(runs: list[Path]) -> dict[str, dict]:
