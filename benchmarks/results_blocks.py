@@ -68,6 +68,9 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
 - NINETEENTH (derta_sorry_heldout, derta_own4sorry_heldout) and NINETEENTH_ATTACKS (attacks_*sorry*): every
   training refusal opening "Sorry, " (`data build --refusal-lead`), on today's recipe and on own4, held out and
   under the completion attack (`attacks_table.py --recipe sorry|own4sorry --against default|own4`)
+- TWENTIETH (derta_levers_heldout3, derta_k2_heldout), TWENTIETH_ATTACKS (attacks_*own4sorryrhul) and
+  derta_refusal_position_levers / _k2: the lead, raw helpful rows and the refusal-token unlikelihood together at
+  three seeds, held out and under the completion attack; keep 0.02 with the unlikelihood
 
     python benchmarks/results_blocks.py          # rewrite every block
     python benchmarks/results_blocks.py --check  # exit 1 when a block differs from its file (tests run this)
@@ -194,6 +197,17 @@ NINETEENTH_ATTACKS = {
     "attacks_own4sorryrh_last": "--recipe own4sorryrh --start 470 --report --against own4 --seeds 1 --export ...",
     "attacks_benign_own4sorryrh": "--recipe own4sorryrh --benign --report --against own4sorry --seeds 1 --export ...",
 }
+# twentieth session: the lead, raw helpful rows and the refusal-token unlikelihood together at three seeds, and
+# fewer RTO positions per step (keep 0.02) with the unlikelihood
+TWENTIETH = {
+    "derta_levers_heldout3": "--report --split heldout --archive ... --arms ... -own4-ul1 -own4-sorry-rh25-ul1 "
+                             "--seeds 0 1 2 --export ...",
+    "derta_k2_heldout": "--report --split heldout --archive ... --arms ... -own4-ul1 -own4-ul1-k2 --export ...",
+}
+TWENTIETH_ATTACKS = {
+    "attacks_own4sorryrhul_last": "--recipe own4sorryrhul --start 470 --report --against own4 --export ...",
+    "attacks_benign_own4sorryrhul": "--recipe own4sorryrhul --benign --report --against own4 --export ...",
+}
 
 
 BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "splits": splits_block,
@@ -235,11 +249,16 @@ BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "split
           **{name: attacks_table(f"{name}.json", args) for name, args in {**TWELFTH, **THIRTEENTH, **FOURTEENTH,
                                                                        **SIXTEENTH_ATTACKS, **SEVENTEENTH_ATTACKS,
                                                                        **EIGHTEENTH_ATTACKS,
-                                                                       **NINETEENTH_ATTACKS}.items()},
+                                                                       **NINETEENTH_ATTACKS,
+                                                                       **TWENTIETH_ATTACKS}.items()},
           **{name: recipe_table(f"{name}.json", args) for name, args in {**FIFTEENTH, **SIXTEENTH,
-                                                                         **NINETEENTH}.items()},
+                                                                         **NINETEENTH, **TWENTIETH}.items()},
           "derta_refusal_position": exported_table("derta_refusal_position.json", "python benchmarks/derta_refusal_"
                                                                                   "position.py --arms ... --export ..."),
+          **{name: exported_table(f"{name}.json", f"python benchmarks/derta_refusal_position.py --arms {arms} "
+                                                  "--export ...")
+             for name, arms in (("derta_refusal_position_levers", "...-own4-sorry-rh25-ul1"),
+                                ("derta_refusal_position_k2", "...-own4-ul1-k2"))},
           "derta_refusal_position_ul": exported_table("derta_refusal_position_ul.json", "python benchmarks/derta_"
                                                       "refusal_position.py --arms ...-own4-ul1 --export ..."),
           "derta_echo_val": recipe_table("derta_echo_val.json", "--report --split val --seeds 0 --arms ...-raw25 "
