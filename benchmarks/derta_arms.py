@@ -143,7 +143,7 @@ ARMS = {
     # completion attack), raw helpful rows (benign requests in that format) and the refusal-token unlikelihood at
     # weight 1 (over-refusal inside benign answers; the token it lowers is now "Sorry"). Trained at three seeds
     "derta-r1-lr10-mid-z33-more-own4-sorry-rh25-ul1": {**OWN4, "lead": "Sorry", "raw_helpful": 0.25, "ul": 1.0},
-    # ... which over-refuses as own4 does (seeds 0 and 1: 25%). The refusals that ul1 leaves are mostly written into
+    # ... which over-refuses more than ul1 alone (three seeds: 27% vs 23%). The refusals ul1 leaves are mostly written into
     # a benign answer (15% of benign-but-scary answers, 8% at the start): RTO's refusal token after any text. Fewer
     # RTO positions per step (2% where the reference's full FT keeps 5%), with ul1; the prefix cells (89-98%) have
     # room above their 85% target
