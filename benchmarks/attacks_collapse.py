@@ -63,5 +63,3 @@ def rejudge_collapsed(d: Path, judge) -> int:
                                               "rejudged": "degenerate runs dropped"})
         summarize(d)  # summary.json from the verdicts that now stand
     return len(items)
-
-
