@@ -54,6 +54,23 @@ ARMS = {
                                     "zero": 1 / 3, "schedule": "front"},
     "derta-r1-lr20-mid-z33-front-open": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 2e-4, "rto": "aligned",
                                          "zero": 1 / 3, "schedule": "front", "opener": 0.25},
+    # the demo's prefill goal (twenty-first session): 40 steps reached it on val-wide (71%) but not the time budget;
+    # the same update budget in 30 steps, vanilla and DeRTa alike
+    "vanilla-r1-lr30": {**BASE, "recipe": "vanilla", "ratio": 1.0, "lr": 3e-4},
+    "derta-r1-lr30-mid-z33-front": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 3e-4, "rto": "aligned",
+                                    "zero": 1 / 3, "schedule": "front"},
+    # ... which lowers direct refusal (76% vs vanilla 85%) and leaves prefill where it was (59%). What the demo's
+    # prefill answers write ("a step-by-step guide to ...:\n\n1. **") is the base model's own style, which no
+    # uncensorbench harmful answer has and the harvested own answers (`-more`) do: the demo's budget on that data
+    **{f"{name}-more30": {**ARM, "more": True} for name, ARM in (
+        ("vanilla-r1-lr20", {**BASE, "recipe": "vanilla", "ratio": 1.0, "lr": 2e-4}),
+        ("derta-r1-lr20-mid-z33-front", {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 2e-4, "rto": "aligned",
+                                         "zero": 1 / 3, "schedule": "front"}))},
+    # ... which refuses direct requests more (95% vs vanilla 94%) and prefill less (51%): at 30 steps the model sees
+    # 15% of that data. More RTO positions per step on the demo's own data, front-weighted, so the extra ones fall
+    # where a prefill answer is (the first ~15 tokens); uniform keep 0.15 / 0.25 at 48 steps gave prefill nothing
+    **{f"derta-r1-lr20-mid-z33-front-k{k}": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 2e-4, "rto": "aligned",
+                                           "zero": 1 / 3, "schedule": "front", "keep": k / 100} for k in (10, 20)},
     "derta-r1-lr10-mid-k25": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned", "keep": 0.25},
     "derta-r1-lr10-mid-s96": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned", "steps": 96},
     # SSAH's alignment budget: DeRTa updating only the redundant units (RU) of the weights it starts from
