@@ -35,17 +35,20 @@ class DemoConfig:
     out: str = field("runs/demo", help="output directory (stages already done there are reused)")
     quick: bool = field(True, help="small, fast settings (the default for `make demo`)")
     full: bool = field(False, help="more data, steps and behaviors (an hour or more on a CPU)")
-    steps: int = field(30, help="optimizer steps per alignment training run (vanilla, DeRTa)")
+    steps: int = field(40, help="optimizer steps per alignment training run (vanilla, DeRTa)")
     attack_steps: int = field(10, help="optimizer steps of each fine-tuning attack")
     batch_size: int = field(8, help="training batch size (the fine-tuning attack uses half)")
     lr: float | None = field(None, help="learning rate of the alignment runs, vanilla and DeRTa alike; default 2e-4 "
-                                        "(chosen at the quick demo's 30 steps on validation prompts, "
-                                        "benchmarks/derta_recipe.py --steps 30), 1e-4 with --full (chosen at 48)")
+                                        "(chosen at 30 steps on validation prompts, benchmarks/derta_recipe.py "
+                                        "--steps 30, and kept at 40), 1e-4 with --full (chosen at 48)")
     attack_lrs: list[float] = field([5e-5], help="learning rates of the fine-tuning attacks (--full: 2e-5, 5e-5)")
     attacks: list[str] = field(["benign"], help="fine-tuning attacks (safekeel tamper): benign[N] (QA chats: SSAH's "
                                                 "claim), harmfulN (harmful examples, which SSAH does not claim to stop)")
     defenses: list[str] = field(["none", "ssah", "random"], help="defenses against them (safekeel tamper)")
-    rto_keep_fraction: float = field(0.05, help="RTO positions trained per step (the reference full FT: ~5%)")
+    rto_keep_fraction: float | None = field(
+        None, help="RTO positions trained per step; default 0.20, 0.05 with --full (the reference full FT: ~5%). "
+                   "At 40 steps, front-weighted, 0.20 raised prefill refusal 71% -> 79% and direct refusal 88% -> "
+                   "93% on 274 validation behaviors; at 30 steps no lever tried reached 70% under prefill")
     rto_schedule: Literal["uniform", "front"] | None = field(
         None, help="RTO positions kept: front (the turn start always, later ones less often) or uniform (safekeel "
                    "train's default); default front, uniform with --full. At 30 steps front is what brings DeRTa's "
@@ -63,7 +66,8 @@ class DemoConfig:
     n_eval: int = field(24, help="held-out harmful prompts per attack")
     n_benign: int = field(16, help="benign prompts (helpfulness) and benign-but-scary prompts (over-refusal)")
     prefix_ks: list[int] = field([10], help="harmful-prefix lengths (tokens) for the recovery curve")
-    max_new_tokens: int = field(64, help="tokens generated per evaluated answer")
+    max_new_tokens: int = field(48, help="tokens generated per evaluated answer (the recipe was chosen at 48; "
+                                         "--full: 96)")
     distill_tokens: int = field(64, help="length of self-distilled answers: helpful training data, and the DeRTa "
                                          "model's own refusals and answers its units are scored on (--full: 160)")
     n_calibration: int = field(32, help="safety and utility calibration examples for unit scores")
@@ -77,6 +81,8 @@ class DemoConfig:
             self.lr = 1e-4 if self.full else 2e-4
         if self.rto_schedule is None:
             self.rto_schedule = "uniform" if self.full else "front"
+        if self.rto_keep_fraction is None:
+            self.rto_keep_fraction = 0.05 if self.full else 0.20
         if self.full:
             self.quick = False
             self.steps, self.attack_steps = max(self.steps, 60), max(self.attack_steps, 40)

@@ -74,4 +74,4 @@ def test_demo_pipeline_on_tiny_model(tmp_path, tiny_dir, cli_env):
     # the quick demo's recipe: vanilla and DeRTa at the same lr, DeRTa's RTO front-weighted (chosen at 30 steps)
     trained = {a: yaml.safe_load((out / "train" / a / "config.yaml").read_text()) for a in ("vanilla", "derta")}
     assert trained["vanilla"]["lr"] == trained["derta"]["lr"] == 2e-4
-    assert trained["derta"]["rto_schedule"] == "front"
+    assert trained["derta"]["rto_schedule"] == "front" and trained["derta"]["rto_keep_fraction"] == 0.20
