@@ -68,6 +68,8 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
 - NINETEENTH (derta_sorry_heldout, derta_own4sorry_heldout) and NINETEENTH_ATTACKS (attacks_*sorry*): every
   training refusal opening "Sorry, " (`data build --refusal-lead`), on today's recipe and on own4, held out and
   under the completion attack (`attacks_table.py --recipe sorry|own4sorry --against default|own4`)
+- TWENTY_FIRST (demo_prefill_val, demo_prefill_val_s40): the quick demo's prefill goal on val-wide, at 30 steps
+  (lr 3e-4, the harvested triples, RTO keep 0.10 / 0.20) and at 40 (`derta_recipe.py --out ... --steps N --report`)
 - TWENTIETH (derta_levers_heldout3, derta_k2_heldout), TWENTIETH_ATTACKS (attacks_*own4sorryrhul) and
   derta_refusal_position_levers / _k2: the lead, raw helpful rows and the refusal-token unlikelihood together at
   three seeds, held out and under the completion attack; keep 0.02 with the unlikelihood
@@ -209,6 +211,14 @@ TWENTIETH_ATTACKS = {
     "attacks_benign_own4sorryrhul": "--recipe own4sorryrhul --benign --report --against own4 --export ...",
 }
 
+# twenty-first session: the quick demo's prefill goal, at 30 steps (lr, own-answer triples, RTO keep) and at 40
+TWENTY_FIRST = {
+    "demo_prefill_val": "--out runs/derta_recipe_s30 --steps 30 --report --split val-wide --archive ... --arms ... "
+                        "-lr30-... -more30 -front-k10 -front-k20 --export ...",
+    "demo_prefill_val_s40": "--out runs/derta_recipe_s40 --steps 40 --report --split val-wide --archive ... --arms "
+                            "... -front-k10 -front-k20 --export ...",
+}
+
 
 BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "splits": splits_block,
           "demo_s40": lambda: demo_block("demo_s40_fresh.json"),
@@ -252,7 +262,8 @@ BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "split
                                                                        **NINETEENTH_ATTACKS,
                                                                        **TWENTIETH_ATTACKS}.items()},
           **{name: recipe_table(f"{name}.json", args) for name, args in {**FIFTEENTH, **SIXTEENTH,
-                                                                         **NINETEENTH, **TWENTIETH}.items()},
+                                                                         **NINETEENTH, **TWENTIETH,
+                                                                         **TWENTY_FIRST}.items()},
           "derta_refusal_position": exported_table("derta_refusal_position.json", "python benchmarks/derta_refusal_"
                                                                                   "position.py --arms ... --export ..."),
           **{name: exported_table(f"{name}.json", f"python benchmarks/derta_refusal_position.py --arms {arms} "
