@@ -8,6 +8,7 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
   copied with `--export`)
 - demo: benchmarks/results/demo_summary.json (`make demo`, copied from runs/demo/demo_summary.json)
 - demo_s40: benchmarks/results/demo_s40_fresh.json (the same at 40 alignment steps, with the command and times added)
+- demo_s1: benchmarks/results/demo_s1_summary.json (`safekeel demo --quick --seed 1 --out runs/demo-s1`)
 - judge_choice: benchmarks/results/judge_choose.json (`python benchmarks/judge_formats.py --choose`)
 - splits: the split registry itself (deterministic over the pinned sources)
 - prefixes: benchmarks/results/wide_prefixes.json (`python benchmarks/derta_recipe.py --prefixes`)
@@ -225,6 +226,7 @@ TWENTY_FIRST = {
 
 BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "splits": splits_block,
           "demo_s40": lambda: demo_block("demo_s40_fresh.json"),
+          "demo_s1": lambda: demo_block("demo_s1_summary.json"),
           "derta_seeds": derta_seeds_block, "derta_val": derta_val_block, "units_overlap": units_overlap_block,
           "units_overlap_derta": lambda: units_overlap_block("units_overlap_derta.json"),
           "derta_ablation_constrained": recipe_table("derta_ablation_constrained.json", "--report --split wide "
