@@ -10,6 +10,10 @@ BASE = dict(recipe=None, ratio=3.0, keep=0.05, lr=5e-5, objective="ce", lora=Fal
 RAW25 = {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned", "zero": 1 / 3, "more": True,
          "steps": 160, "raw": 0.25}
 FP25 = {**RAW25, "opener": 0.25, "opener_style": "first_person"}
+# the quick demo's vanilla and DeRTa as chosen at 30 steps (lr 2e-4, DeRTa's RTO front-weighted, keep 0.05), which
+# the demo-budget arms vary one field of
+DEMO_VANILLA = {**BASE, "recipe": "vanilla", "ratio": 1.0, "lr": 2e-4}
+DEMO_FRONT = {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 2e-4, "rto": "aligned", "zero": 1 / 3, "schedule": "front"}
 # the own4 DeRTa (`-more-own4`, ARMS) that the later over-refusal and collapse arms vary one field of
 OWN4 = {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned", "zero": 1 / 3, "more": True, "steps": 160,
         "own": 4}
@@ -20,7 +24,7 @@ ARMS = {
     "derta-r3": {**BASE, "recipe": "derta"},
     "derta-r1-lr10": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4},
     "derta-r1-lr20": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 2e-4},
-    "vanilla-r1-lr20": {**BASE, "recipe": "vanilla", "ratio": 1.0, "lr": 2e-4},
+    "vanilla-r1-lr20": DEMO_VANILLA,
     "prefix-r1-lr20": {**BASE, "recipe": "prefix_only", "ratio": 1.0, "lr": 2e-4},
     "constrained-r1-lr20": {**BASE, "recipe": "prefix_only", "ratio": 1.0, "objective": "constrained", "lr": 2e-4},
     "vanilla-r1": {**BASE, "recipe": "vanilla", "ratio": 1.0},
@@ -50,27 +54,21 @@ ARMS = {
     "derta-r1-lr10-mid-z50": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned", "zero": 0.5},
     # ... and twice the lr, for vanilla and DeRTa alike (30 steps are 5/8 of the steps 1e-4 was chosen at)
     "derta-r1-lr20-mid-z33": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 2e-4, "rto": "aligned", "zero": 1 / 3},
-    "derta-r1-lr20-mid-z33-front": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 2e-4, "rto": "aligned",
-                                    "zero": 1 / 3, "schedule": "front"},
-    "derta-r1-lr20-mid-z33-front-open": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 2e-4, "rto": "aligned",
-                                         "zero": 1 / 3, "schedule": "front", "opener": 0.25},
+    "derta-r1-lr20-mid-z33-front": DEMO_FRONT,
+    "derta-r1-lr20-mid-z33-front-open": {**DEMO_FRONT, "opener": 0.25},
     # the demo's prefill goal (twenty-first session): 40 steps reached it on val-wide (71%) but not the time budget;
     # the same update budget in 30 steps, vanilla and DeRTa alike
     "vanilla-r1-lr30": {**BASE, "recipe": "vanilla", "ratio": 1.0, "lr": 3e-4},
-    "derta-r1-lr30-mid-z33-front": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 3e-4, "rto": "aligned",
-                                    "zero": 1 / 3, "schedule": "front"},
+    "derta-r1-lr30-mid-z33-front": {**DEMO_FRONT, "lr": 3e-4},
     # ... which lowers direct refusal (76% vs vanilla 85%) and leaves prefill where it was (59%). What the demo's
     # prefill answers write ("a step-by-step guide to ...:\n\n1. **") is the base model's own style, which no
     # uncensorbench harmful answer has and the harvested own answers (`-more`) do: the demo's budget on that data
-    **{f"{name}-more30": {**ARM, "more": True} for name, ARM in (
-        ("vanilla-r1-lr20", {**BASE, "recipe": "vanilla", "ratio": 1.0, "lr": 2e-4}),
-        ("derta-r1-lr20-mid-z33-front", {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 2e-4, "rto": "aligned",
-                                         "zero": 1 / 3, "schedule": "front"}))},
+    **{f"{name}-more30": {**ARM, "more": True} for name, ARM in (("vanilla-r1-lr20", DEMO_VANILLA),
+                                                                  ("derta-r1-lr20-mid-z33-front", DEMO_FRONT))},
     # ... which refuses direct requests more (95% vs vanilla 94%) and prefill less (51%): at 30 steps the model sees
     # 15% of that data. More RTO positions per step on the demo's own data, front-weighted, so the extra ones fall
     # where a prefill answer is (the first ~15 tokens); uniform keep 0.15 / 0.25 at 48 steps gave prefill nothing
-    **{f"derta-r1-lr20-mid-z33-front-k{k}": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 2e-4, "rto": "aligned",
-                                           "zero": 1 / 3, "schedule": "front", "keep": k / 100} for k in (10, 20)},
+    **{f"derta-r1-lr20-mid-z33-front-k{k}": {**DEMO_FRONT, "keep": k / 100} for k in (10, 20)},
     "derta-r1-lr10-mid-k25": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned", "keep": 0.25},
     "derta-r1-lr10-mid-s96": {**BASE, "recipe": "derta", "ratio": 1.0, "lr": 1e-4, "rto": "aligned", "steps": 96},
     # SSAH's alignment budget: DeRTa updating only the redundant units (RU) of the weights it starts from

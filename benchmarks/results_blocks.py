@@ -69,12 +69,12 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
 - NINETEENTH (derta_sorry_heldout, derta_own4sorry_heldout) and NINETEENTH_ATTACKS (attacks_*sorry*): every
   training refusal opening "Sorry, " (`data build --refusal-lead`), on today's recipe and on own4, held out and
   under the completion attack (`attacks_table.py --recipe sorry|own4sorry --against default|own4`)
-- TWENTY_FIRST (demo_prefill_val, demo_prefill_val_s40, derta_levers_wide): the quick demo's prefill goal on
-  val-wide, at 30 steps (lr 3e-4, the harvested triples, RTO keep 0.10 / 0.20) and at 40; the stacked-levers and
-  keep-0.02 arms on the 240 wide test behaviors at three seeds
 - TWENTIETH (derta_levers_heldout3, derta_k2_heldout), TWENTIETH_ATTACKS (attacks_*own4sorryrhul) and
   derta_refusal_position_levers / _k2: the lead, raw helpful rows and the refusal-token unlikelihood together at
   three seeds, held out and under the completion attack; keep 0.02 with the unlikelihood
+- TWENTY_FIRST (demo_prefill_val, demo_prefill_val_s40, derta_levers_wide): the quick demo's prefill goal on
+  val-wide, at 30 steps (lr 3e-4, the harvested triples, RTO keep 0.10 / 0.20) and at 40; the stacked-levers and
+  keep-0.02 arms on the 240 wide test behaviors at three seeds
 
     python benchmarks/results_blocks.py          # rewrite every block
     python benchmarks/results_blocks.py --check  # exit 1 when a block differs from its file (tests run this)
