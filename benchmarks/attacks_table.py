@@ -201,7 +201,7 @@ def report(out: Path) -> tuple[str, dict]:
              "(benchmarks/derta_recipe.py)."]
     notes += [f"ASR by harm-clf, refusal by the keyword judge; seeds per arm {json.dumps(seeds)}, per attack in the "
              "n column (static attacks: mean over seeds, range in brackets; search attacks: seed 0). Differences in points, paired on the same "
-             "behaviors: [95% bootstrap CI resampling behaviors, seeds paired], exact McNemar p. Collapsed: answers "
+             "behaviors: [95% bootstrap CI resampling behaviors, seeds paired], exact sign-flip p over behaviors. Collapsed: answers "
              f"with the RTO token {tokens_text(reported)} 3+ times in a row, over all seeds, and how many of them harm-clf "
              "calls unsafe."]
     notes += [f"Budget spent, {k}: {v}." for k, v in budgets.items()]
@@ -357,7 +357,7 @@ def main() -> None:
         table, data["search_vs_direct"] = search_vs_direct(out)
         if table:
             text += ("\n\nEach search attack against the direct request, seed 0, the same behaviors (differences in "
-                     "points: [95% bootstrap CI resampling behaviors], exact McNemar p):\n\n" + table)
+                     "points: [95% bootstrap CI resampling behaviors], exact sign-flip p over behaviors):\n\n" + table)
         if args.benign:
             text = ("Benign prompts: refusal is over-refusal, and the ASR columns are harm-clf calling an answer to a "
                     "benign request unsafe (its false positives), not attack success.\n\n" + text)

@@ -134,10 +134,10 @@ def paired(out: Path, split_name: str, results: list[dict], pairs: list[tuple[st
     lines += [f"| {name(p)} | " + " | ".join(" / ".join(cell(p, f, s) for f in FLAGS) for s in SETS) + " |"
               for p in pairs]
     text = "\n".join(lines) + "\n\n(refusal difference, keyword / ASR difference, harm-clf; points [95% CI resampling " \
-        "behaviors], exact McNemar p)"
+        "behaviors], exact sign-flip p over behaviors)"
     if not any(("refusal", s) in read[b] for _, b in pairs for s in BENIGN_SETS):
         return text
     lines = [f"| {head} | benign refused | benign-but-scary refused (over-refusal) |", "|---|---|---|"]
     lines += [f"| {name(p)} | " + " | ".join(cell(p, "refusal", s) for s in BENIGN_SETS) + " |" for p in pairs]
     return text + "\n\n" + "\n".join(lines) + "\n\n(keyword refusal difference on the same prompts, points " \
-        "[95% CI resampling prompts], exact McNemar p)"
+        "[95% CI resampling prompts], exact sign-flip p over prompts)"

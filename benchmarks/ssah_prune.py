@@ -89,7 +89,7 @@ def table(out: Path, seeds: list[int]) -> tuple[str, dict]:
     text = ("| model | refusal direct (keyword) | refusal prefill | ASR direct (harm-clf) | ASR prefill | "
             "benign refused | benign-but-scary refused |\n|---|---|---|---|---|---|---|\n" + "\n".join(rates) +
             "\n\n| pair | refusal direct, points | refusal prefill | ASR (direct + prefill rows) |\n|---|---|---|---|\n"
-            + "\n".join(rows) + "\n\n(points [95% CI resampling behaviors], exact McNemar p)")
+            + "\n".join(rows) + "\n\n(points [95% CI resampling behaviors], exact sign-flip p over behaviors)")
     return text, cells
 
 

@@ -1,5 +1,5 @@
 """Statistics shared by judges and evaluation (below both): intervals for rates, clustered and paired bootstraps,
-McNemar's exact test, and the posterior of a true rate seen through an imperfect judge.
+McNemar's exact test and its clustered form (a sign-flip test over whole behaviors), and the posterior of a true rate seen through an imperfect judge.
 
 Rows of one behavior (its attacks, its seeds) or of one request are not independent; every pooled interval here
 resamples whole clusters. Comparisons of two runs on the same behaviors are paired: the difference is computed per
@@ -95,16 +95,42 @@ def mcnemar_exact(b: int, c: int) -> float:
     return min(1.0, 2 * tail)
 
 
+def cluster_sign_flip_p(diffs: Sequence[int], clusters: Sequence[Hashable]) -> float:
+    """Two-sided exact p-value of a paired difference whose pairs come in clusters (a behavior's seeds and cells).
+
+    Under the null the two arms are exchangeable within a behavior, so each behavior's summed difference keeps or
+    flips its sign as one unit; the p-value is the share of the 2^m sign patterns whose total is at least as far from
+    0 as the observed one, computed exactly by convolution. With one pair per behavior it is McNemar's exact test;
+    with a one-seed baseline repeated beside several seeds, or several seeds per arm, pooled McNemar would count a
+    behavior's correlated pairs as independent evidence and overstate.
+    """
+    by: dict[Hashable, int] = defaultdict(int)
+    for d, c in zip(diffs, clusters, strict=True):
+        by[c] += int(d)
+    sums = [abs(v) for v in by.values() if v]
+    observed = abs(sum(by.values()))
+    if observed == 0:
+        return 1.0
+    total = sum(sums)
+    dist = np.zeros(2 * total + 1)  # probability of each total -total..total under the sign flips
+    dist[total] = 1.0
+    for v in sums:
+        dist = 0.5 * (np.roll(dist, v) + np.roll(dist, -v))  # no wrap: |running total| <= total
+    return float(min(1.0, dist[: total - observed + 1].sum() + dist[total + observed:].sum()))
+
+
 def paired_difference(a: dict[tuple[Hashable, Hashable], bool], b: dict[tuple[Hashable, Hashable], bool],
                       n_boot: int = 2000, seed: int = 0, alpha: float = 0.05) -> dict:
     """Difference of rates b - a on the pairs both arms have, keyed (behavior, seed).
 
-    Several seeds per arm are paired seed by seed; the CI resamples behaviors (each keeps all its seeds), the
-    McNemar p-value uses the discordant pairs over all seeds, `per_seed` gives each seed's own difference.
+    Several seeds per arm are paired seed by seed; the CI resamples behaviors (each keeps all its seeds), `p` flips
+    each behavior's signs with its seeds (`cluster_sign_flip_p`; McNemar's exact test when each behavior has one
+    pair), `p_mcnemar` is the pooled McNemar over all pairs (overstated when behaviors have several), `per_seed` gives
+    each seed's own difference.
     """
     keys = sorted(set(a) & set(b), key=repr)
     if not keys:
-        return {"n_pairs": 0, "behaviors": 0, "diff": None, "ci": None, "p_mcnemar": None, "per_seed": {}}
+        return {"n_pairs": 0, "behaviors": 0, "diff": None, "ci": None, "p": None, "p_mcnemar": None, "per_seed": {}}
     diffs = [float(b[k]) - float(a[k]) for k in keys]
     behaviors = [k[0] for k in keys]
     lo, hi = cluster_bootstrap(diffs, behaviors, n_boot, seed, alpha)
@@ -116,6 +142,7 @@ def paired_difference(a: dict[tuple[Hashable, Hashable], bool], b: dict[tuple[Ha
     return {"n_pairs": len(keys), "behaviors": len(set(behaviors)), "a": sum(a[k] for k in keys) / len(keys),
             "b": sum(b[k] for k in keys) / len(keys), "diff": sum(diffs) / len(keys),
             "ci": [round(lo, 4), round(hi, 4)], "only_a": only_a, "only_b": only_b,
+            "p": cluster_sign_flip_p([int(b[k]) - int(a[k]) for k in keys], behaviors),
             "p_mcnemar": mcnemar_exact(only_a, only_b),
             "per_seed": {str(s): round(sum(v) / len(v), 4) for s, v in sorted(per_seed.items(), key=repr)}}
 

@@ -7,6 +7,7 @@ from scipy.stats import beta, binom
 from safekeel.judges.agreement_stats import confusion, kappa
 from safekeel.stats import (
     cluster_bootstrap,
+    cluster_sign_flip_p,
     mcnemar_exact,
     paired_difference,
     true_rate_posterior,
@@ -31,8 +32,11 @@ def test_paired_difference_keeps_seeds_paired_and_reports_each():
     d = paired_difference(a, b, n_boot=500)
     assert d["per_seed"] == {"0": 0.6, "1": 0.2} and d["diff"] == pytest.approx(0.4)
     assert d["behaviors"] == 10 and d["n_pairs"] == 20
-    # 8 discordant pairs, all one way: p = 2 / 2^8
+    # 8 discordant pairs, all one way: pooled McNemar p = 2 / 2^8; behaviors b0, b1 gain at both seeds, b2-b5 at
+    # seed 0 only, so 6 behaviors flip as units (sums 2, 2, 1, 1, 1, 1): only the all-plus and all-minus patterns reach
+    # |8|, p = 2 / 2^6
     assert d["p_mcnemar"] == pytest.approx(2 / 256)
+    assert d["p"] == pytest.approx(2 / 64)
     assert paired_difference(a, {("other", 0): True})["diff"] is None  # no common behavior: nothing to compare
 
 
@@ -44,6 +48,27 @@ def test_paired_difference_keeps_seeds_paired_and_reports_each():
 ])
 def test_mcnemar_exact_hand_computed(b, c, want):
     assert mcnemar_exact(b, c) == pytest.approx(want)
+
+
+@pytest.mark.parametrize("b, c", [(10, 2), (0, 0), (3, 3), (0, 5), (30, 70)])
+def test_sign_flip_p_is_mcnemar_when_each_behavior_has_one_pair(b, c):
+    diffs = [-1] * b + [1] * c + [0] * 7
+    assert cluster_sign_flip_p(diffs, list(range(len(diffs)))) == pytest.approx(mcnemar_exact(b, c))
+
+
+def test_sign_flip_p_counts_a_repeated_baseline_once_per_behavior():
+    """A one-seed baseline beside three seeds: each of 10 behaviors repeats its difference 3 times (8 lose, 2 gain).
+    Pooled McNemar sees 24 against 6 discordant pairs; the behaviors are 8 against 2, p = McNemar(8, 2)."""
+    diffs = [-1] * 24 + [1] * 6
+    clusters = [i // 3 for i in range(30)]
+    assert mcnemar_exact(24, 6) < 0.002
+    assert cluster_sign_flip_p(diffs, clusters) == pytest.approx(mcnemar_exact(8, 2))
+
+
+def test_sign_flip_p_by_hand_with_unequal_cluster_sums():
+    """Cluster sums 2 and 1 (a third cluster cancels to 0): totals +-2 +-1 are 3, 1, -1, -3; |T| >= 3 in 2 of 4."""
+    assert cluster_sign_flip_p([1, 1, 1, 1, -1], ["a", "a", "b", "c", "c"]) == pytest.approx(0.5)
+    assert cluster_sign_flip_p([1, -1, 0], ["a", "a", "b"]) == 1.0
 
 
 def test_clustered_interval_is_wider_when_rows_repeat_within_a_cluster():

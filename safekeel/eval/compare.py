@@ -2,9 +2,11 @@
 
 Two arms that answered the same prompts are compared prompt by prompt: the difference in ASR (and in refusal) per
 attack and over all attacks, with a bootstrap CI that resamples behaviors (all of a behavior's attacks and seeds
-move together) and an exact McNemar p-value on the discordant pairs. An arm given as a folder of seed runs
-(`seed-*/rows.jsonl`, or any sub-folders that are runs) is paired seed by seed with the baseline's seeds; a
-one-seed baseline (the base model) is paired with every seed. Only pairs both arms have are compared.
+move together) and an exact p-value that flips each behavior's differences as one (`stats.cluster_sign_flip_p`:
+McNemar's exact test when a behavior has one pair, honest when it has several seeds or attacks). An arm given as a
+folder of seed runs (`seed-*/rows.jsonl`, or any sub-folders that are runs) is paired seed by seed with the
+baseline's seeds; a one-seed baseline (the base model) is paired with every seed. Only pairs both arms have are
+compared.
 """
 
 from __future__ import annotations
@@ -84,7 +86,8 @@ def diff_text(p: dict | None, digits: int = 1, p_digits: int = 3) -> str:
     if not p or p.get("diff") is None:
         return "–"
     f = lambda x: f"{100 * x:+.{digits}f}"  # noqa: E731
-    return f"{f(p['diff'])} [{f(p['ci'][0])}, {f(p['ci'][1])}] p={p['p_mcnemar']:.{p_digits}g}"
+    pv = p.get("p", p.get("p_mcnemar"))  # exports made before the clustered p carry McNemar's only
+    return f"{f(p['diff'])} [{f(p['ci'][0])}, {f(p['ci'][1])}] p={pv:.{p_digits}g}"
 
 
 def _cell(p: dict) -> str:
@@ -105,5 +108,6 @@ def compare_tables(result: dict, name=lambda r: Path(r).name) -> list[tuple[str,
         out.append((f"{'ASR' if metric == 'asr' else 'Refusal'} difference from the baseline "
                     f"`{name(result['baseline'])}`, points (judge `{judge}`)", ["attack", *[name(r) for r in runs]],
                     rows, ["Paired on the same behaviors: difference [95% bootstrap CI resampling behaviors, seeds "
-                           "kept paired], exact McNemar p on the discordant pairs, baseline→run rate, pairs."]))
+                           "kept paired], exact sign-flip p over behaviors (McNemar's at one pair per behavior), "
+                           "baseline→run rate, pairs."]))
     return out
