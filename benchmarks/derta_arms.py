@@ -163,4 +163,13 @@ ARMS = {
     # RTO positions per step (2% where the reference's full FT keeps 5%), with ul1; the prefix cells (89-98%) have
     # room above their 85% target
     "derta-r1-lr10-mid-z33-more-own4-ul1-k2": {**OWN4, "ul": 1.0, "keep": 0.02},
+    # ... which costs the harmful side as much as it gains (direct 76%). Over-refusal at the start came down when
+    # own4 gave the helpful rows the base model's answers to 72 scary train prompts (35% -> 12%), and the
+    # unlikelihood lowers the refusal token at every helpful target, so more scary answers put it where the refusals
+    # inside benign answers are. The stacked arm (the only one without collapse) with the base model's answers to the
+    # train share of 270 more scary prompts (`benign-scary-more`, written for this), twice; vanilla on the same data
+    "derta-r1-lr10-mid-z33-more-own4-sorry-rh25-ul1-sm2": {**OWN4, "lead": "Sorry", "raw_helpful": 0.25, "ul": 1.0,
+                                                           "scary_more": 2},
+    "vanilla-r1-lr10-more-own4-sm2": {**BASE, "recipe": "vanilla", "ratio": 1.0, "lr": 1e-4, "more": True,
+                                      "steps": 160, "own": 4, "scary_more": 2},
 }

@@ -4,10 +4,11 @@ Data (all from bundled sets, no evaluation prompt in any training set):
 - safety: the uncensorbench triples of the registry's train split (`safekeel.data.splits`), harmful responses cut to
   48 words (as the quick demo);
 - helpful: the base model's own answers to the benign and benign-but-scary train-split prompts (refusing answers
-  dropped), plus gold-answer QA conversations (`data/helpful.py`) up to `ratio` x the safety rows.
+  dropped), plus gold-answer QA conversations (`data/helpful.py`) up to `ratio` x the safety rows; arms with
+  `scary_more` add its own answers to the train prompts of `benign-scary-more` (distilled on first use).
 Arms (`derta_arms.py`) share steps, batch and schedule; `--seeds 0 1 2` trains each arm once per seed (seed and data
 order; one folder per seed) and `--report --baseline ARM` adds each arm's paired difference from ARM (behaviors
-resampled, seeds paired, exact McNemar); with several seeds a rate's brackets are the range over seeds. `--export`
+resampled, seeds paired, exact sign-flip p flipping each behavior with its seeds); with several seeds a rate's brackets are the range over seeds. `--export`
 archives each (arm, seed)'s per-behavior flags (no answer text) and `--report --archive FILE` pairs new arms with
 an earlier session's, whose models and answers are gone.
 `--split val` evaluates on the registry's val split (the only numbers used to choose a recipe; `val-wide` adds the
@@ -72,6 +73,17 @@ def prepare(out: Path) -> dict:
     return {"fit": fit, "val": val, "helpful": select(distilled, "train"), "val_prompts": p_val}
 
 
+def scary_more(out: Path) -> list[dict]:
+    """The base model's own answers to the train prompts of `benign-scary-more` (made once, refusals dropped): more
+    contrast for the harmful requests than benign-scary's 72 train prompts give."""
+    path = out / "data" / "distilled-scary-more.jsonl"
+    if not path.exists():
+        from safekeel.data.build_cli import DistillConfig, run_distill
+
+        run_distill(DistillConfig(prompts="benign-scary-more", split="train", batch_size=16, out=str(path)))
+    return select([r for r in read_jsonl_rows(path) if not is_refusal(r["messages"][-1]["content"])], "train")
+
+
 def data_key(arm: dict) -> str:
     """The folder name of an arm's training data: the fields that change the built rows, so arms that differ only in
     training share one build."""
@@ -82,6 +94,7 @@ def data_key(arm: dict) -> str:
     key += f"-{style}{round(100 * opener)}" if opener else ""
     key += f"h{round(100 * arm['helpful_opener'])}" if arm.get("helpful_opener") is not None else ""
     key += ("-more" if arm.get("more") else "") + (f"-own{arm['own']}" if arm.get("own", 1) > 1 else "")
+    key += f"-sm{arm['scary_more']}" if arm.get("scary_more") else ""
     key += f"-raw{round(100 * arm['raw'])}" if arm.get("raw") else ""
     key += f"-howto{round(100 * arm['howto'])}" if arm.get("howto") else ""
     key += f"-rh{round(100 * arm['raw_helpful'])}" if arm.get("raw_helpful") else ""
@@ -109,6 +122,8 @@ def build(out: Path, data: dict, arm: dict, model: str) -> Path:
     old = ratio is None  # the previous demo's helpful data: 48 distilled benign chats, nothing else
     helpful = [r for r in data["helpful"] if r["id"].startswith("benign")][:48] if old else data["helpful"]
     helpful = [{**r, "id": f"{r['id']}~{i}" if i else r["id"]} for i in range(arm.get("own", 1)) for r in helpful]
+    helpful += [{**r, "id": f"{r['id']}~{i}" if i else r["id"]} for i in range(arm.get("scary_more", 0))
+                for r in scary_more(out)]
     write_jsonl(d / "helpful.jsonl", helpful)
     return run_build(BuildConfig(triples=str(triples), helpful=str(d / "helpful.jsonl"), recipe=arm["recipe"],
                                  split="all", helpful_ratio=0.0 if old else ratio, model=model, seed=0, out=str(d),

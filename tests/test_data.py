@@ -94,3 +94,22 @@ def test_own_sets_are_large_enough():
     assert len(benign) >= 100 and len(scary) >= 100
     assert len({r["id"] for r in benign + scary}) == len(benign) + len(scary)
     assert sum(1 for r in benign if r.get("check")) >= 40
+
+
+def test_more_scary_prompts_are_the_same_kinds_and_no_copies_of_the_evaluated_ones():
+    """`benign-scary-more` adds training contrast of benign-scary's nine kinds; no prompt of it may be a near copy
+    of a benign or benign-scary prompt (those are what over-refusal and helpfulness are measured on)."""
+    from collections import Counter
+
+    from safekeel.data import bundled
+    from safekeel.data.build_cli import load_prompt_set
+    from safekeel.data.splits import jaccard, normalise
+
+    more, scary = bundled.own_set("benign-scary-more"), bundled.benign_scary_prompts()
+    assert Counter(r["category"] for r in more) == {c: 30 for c in {r["category"] for r in scary}}
+    words = lambda t: set(normalise(t).split())  # noqa: E731
+    evaluated = [words(r["prompt"]) for r in bundled.benign_prompts() + scary]
+    assert max(jaccard(words(r["prompt"]), w) for r in more for w in evaluated) < 0.5
+    joined = load_prompt_set("benign-scary,benign-scary-more", "train")
+    assert len(joined) == len(load_prompt_set("benign-scary", "train")) + len(load_prompt_set("benign-scary-more",
+                                                                                                 "train")) > 150

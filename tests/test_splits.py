@@ -109,8 +109,13 @@ def _derta_recipe(repo_root, tmp_path) -> dict[str, list[str]]:
         {"id": r["id"], "messages": [{"role": "user", "content": r["prompt"]},
                                      {"role": "assistant", "content": "Here is a helpful answer."}]}
         for name in ("benign", "benign-scary") for r in own_set(name)])
+    write_jsonl(tmp_path / "data" / "distilled-scary-more.jsonl", [
+        {"id": r["id"], "messages": [{"role": "user", "content": r["prompt"]},
+                                     {"role": "assistant", "content": "Here is a helpful answer."}]}
+        for r in own_set("benign-scary-more")])
     data = mod.prepare(tmp_path)
     return {"derta_recipe fit triples": [t.prompt for t in data["fit"]],
+            "derta_recipe scary-more helpful": _users(mod.scary_more(tmp_path)),
             "derta_recipe val triples (choosing)": [t.prompt for t in data["val"]],
             "derta_recipe distilled helpful": _users(data["helpful"]),
             "derta_recipe val prompts (choosing)": [p["prompt"] for p in data["val_prompts"]]}

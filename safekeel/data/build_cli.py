@@ -72,8 +72,9 @@ class BuildConfig:
 class DistillConfig:
     model: str = field("smollm2-135m", help="model that answers the prompts (embedded name, HF id or folder)")
     adapter: str | None = field(None, help="optional PEFT adapter for the model")
-    prompts: str = field("benign,benign-scary", help="bundled 'benign', 'benign-scary' (comma-joined: both) or a "
-                                                   "JSONL/JSON/CSV file with a 'prompt' field")
+    prompts: str = field("benign,benign-scary", help="bundled 'benign', 'benign-scary', 'benign-scary-more' "
+                                                   "(comma-joined: several) or a JSONL/JSON/CSV file with a 'prompt' "
+                                                   "field")
     split: Literal["train", "val", "test", "heldout", "all"] = field(
         "train", help="split of the prompts to answer (train keeps benign validation and test prompts unseen)")
     max_new_tokens: int = field(160, help="tokens per answer")
@@ -106,11 +107,12 @@ def load_triple_set(spec: str, part: str = "train") -> list:
 def load_prompt_set(spec: str, part: str = "train") -> list[dict]:
     """Prompts of a bundled set or a file, restricted to one split; "benign,benign-scary" joins bundled sets."""
     from . import bundled
+    from .eval_sets import OWN_SETS
     from .readers import load_behaviors
 
-    if "," in spec and all(p.strip() in ("benign", "benign-scary") for p in spec.split(",")):
+    if "," in spec and all(p.strip() in OWN_SETS for p in spec.split(",")):
         return [r for p in spec.split(",") for r in load_prompt_set(p.strip(), part)]
-    if spec in ("benign", "benign-scary"):
+    if spec in OWN_SETS:
         rows = bundled.own_set(spec)
     else:
         rows = [{"id": b.id, "prompt": b.prompt} for b in load_behaviors(spec)]

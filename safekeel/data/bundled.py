@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from ..sources import source_files, source_path
-from .eval_sets import own_set, utility_questions
+from .eval_sets import OWN_SETS, own_set, utility_questions
 from .records import Behavior, LabelledAnswer, RefusalLabel, SafetyTriple
 
 
@@ -122,6 +122,7 @@ LOADERS = {
     "pyrit-harm": harm_labels,
     "jailbreak-templates": jailbreak_templates, "utility-qa": utility_questions,
     "benign": benign_prompts, "benign-scary": benign_scary_prompts,
+    "benign-scary-more": lambda: own_set("benign-scary-more"),
 }
 
 
@@ -132,7 +133,7 @@ def load_behavior_set(spec: str) -> list[Behavior]:
                 for t in uncensorbench_triples()]
     if spec in ("advbench", "harmbench", "donotanswer", "strongreject"):
         return LOADERS[spec]()
-    if spec in ("benign", "benign-scary"):
+    if spec in OWN_SETS:
         return [Behavior(prompt=r["prompt"], category=r.get("category"), source=spec, id=r["id"])
                 for r in own_set(spec)]
     from .readers import load_behaviors

@@ -12,6 +12,10 @@ from ..sources import source_files
 OWN_SETS = {
     "benign": ("benign_prompts.jsonl", "everyday harmless requests (helpfulness; some with answer checks)"),
     "benign-scary": ("benign_scary.jsonl", "safe prompts that look harmful, XSTest-style (over-refusal)"),
+    # the same nine kinds, written later so the helpful rows have more than benign-scary's 72 train prompts to
+    # contrast the harmful requests with; split by the registry like every set, so its test third stays unseen
+    "benign-scary-more": ("benign_scary_more.jsonl", "more safe-but-scary prompts, XSTest-style (over-refusal "
+                                                     "contrast for training)"),
 }
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..sources import source_files
-from .eval_sets import own_set, utility_questions
+from .eval_sets import OWN_SETS, own_set, utility_questions
 from .records import Conversation
 from .splits import test_index
 
@@ -104,7 +104,7 @@ def _piqa(r: dict) -> tuple[str, str] | None:
 def evaluation_prompts() -> set[str]:
     """Normalized questions of every evaluation set that could overlap: QA accuracy items and benign prompts."""
     keys = {normalize(q["question"]) for q in utility_questions()}
-    keys |= {normalize(r["prompt"]) for name in ("benign", "benign-scary") for r in own_set(name)}
+    keys |= {normalize(r["prompt"]) for name in OWN_SETS for r in own_set(name)}
     return keys
 
 

@@ -31,7 +31,7 @@ MIN_WORDS = 4  # shorter requests only match exactly (few words make Jaccard mea
 SALT = "safekeel-split/1"
 # Sources whose requests form the registry's test index (the near-duplicate check runs against all of them).
 REGISTERED = ("uncensorbench", "harmbench", "advbench", "strongreject", "donotanswer", "benign", "benign-scary",
-              "pyrit-harm", "pyrit-refusal")
+              "benign-scary-more", "pyrit-harm", "pyrit-refusal")
 ALIASES = {"heldout": "test", "held-out": "test"}
 
 
@@ -121,10 +121,11 @@ class RequestIndex:
 def registered_requests(name: str) -> list[str]:
     """Every request text of one registered source (pulled on first use, like any source)."""
     from . import bundled
+    from .eval_sets import OWN_SETS
 
     if name == "uncensorbench":
         return [t.prompt for t in bundled.uncensorbench_triples()]
-    if name in ("benign", "benign-scary"):
+    if name in OWN_SETS:
         return [r["prompt"] for r in bundled.own_set(name)]
     if name == "pyrit-harm":
         return [r.request for r in bundled.harm_labels()]
