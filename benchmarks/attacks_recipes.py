@@ -26,7 +26,9 @@ RECIPES = {"default": {"base": None, "vanilla": "vanilla-r1-lr10", "derta": "der
            "own4sorry": {**OWN4, "derta": "derta-r1-lr10-mid-z33-more-own4-sorry"},
            "own4sorryrh": {**OWN4, "derta": "derta-r1-lr10-mid-z33-more-own4-sorry-rh25"},
            # ... with the refusal-token unlikelihood too (the three levers together)
-           "own4sorryrhul": {**OWN4, "derta": "derta-r1-lr10-mid-z33-more-own4-sorry-rh25-ul1"}}
+           "own4sorryrhul": {**OWN4, "derta": "derta-r1-lr10-mid-z33-more-own4-sorry-rh25-ul1"},
+           # ... with the base model's answers to the train prompts of benign-scary-more (twenty-second session)
+           "own4sorryrhulsm2": {**OWN4, "derta": "derta-r1-lr10-mid-z33-more-own4-sorry-rh25-ul1-sm2"}}
 
 
 def run_root(recipe: str) -> str:
