@@ -75,6 +75,8 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
 - TWENTY_FIRST (demo_prefill_val, demo_prefill_val_s40, derta_levers_wide): the quick demo's prefill goal on
   val-wide, at 30 steps (lr 3e-4, the harvested triples, RTO keep 0.10 / 0.20) and at 40; the stacked-levers and
   keep-0.02 arms on the 240 wide test behaviors at three seeds
+- TWENTY_SECOND (derta_sm2_val, derta_sm2_heldout), TWENTY_SECOND_ATTACKS (attacks_*own4sorryrhulsm2) and
+  derta_refusal_position_sm2: the stacked arm with the base model's answers to benign-scary-more's train prompts
 
     python benchmarks/results_blocks.py          # rewrite every block
     python benchmarks/results_blocks.py --check  # exit 1 when a block differs from its file (tests run this)
@@ -222,6 +224,19 @@ TWENTY_FIRST = {
     "derta_levers_wide": "--report --split wide --archive ... --arms ... -own4-sorry-rh25-ul1 -own4-ul1-k2 --seeds 0 1 2 "
                          "--pairs ... --export ...",
 }
+# twenty-second session: the stacked arm with more benign-but-scary contrast (benign-scary-more, own answers x2)
+TWENTY_SECOND = {
+    "derta_sm2_val": "--report --split val --arms ... -own4-sorry-rh25-ul1 -own4-sorry-rh25-ul1-sm2 --seeds 0 "
+                     "--export ...",
+    "derta_sm2_heldout": "--report --split heldout --archive ... --arms ... -own4-sorry-rh25-ul1-sm2 "
+                         "vanilla-r1-lr10-more-own4-sm2 --seeds 0 1 2 --pairs ... --export ...",
+}
+TWENTY_SECOND_ATTACKS = {
+    "attacks_own4sorryrhulsm2_last": "--recipe own4sorryrhulsm2 --start 470 --report --against own4sorryrhul "
+                                     "--export ...",
+    "attacks_benign_own4sorryrhulsm2": "--recipe own4sorryrhulsm2 --benign --report --against own4sorryrhul "
+                                       "--export ...",
+}
 
 
 BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "splits": splits_block,
@@ -265,16 +280,18 @@ BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "split
                                                                        **SIXTEENTH_ATTACKS, **SEVENTEENTH_ATTACKS,
                                                                        **EIGHTEENTH_ATTACKS,
                                                                        **NINETEENTH_ATTACKS,
-                                                                       **TWENTIETH_ATTACKS}.items()},
+                                                                       **TWENTIETH_ATTACKS,
+                                                                       **TWENTY_SECOND_ATTACKS}.items()},
           **{name: recipe_table(f"{name}.json", args) for name, args in {**FIFTEENTH, **SIXTEENTH,
                                                                          **NINETEENTH, **TWENTIETH,
-                                                                         **TWENTY_FIRST}.items()},
+                                                                         **TWENTY_FIRST, **TWENTY_SECOND}.items()},
           "derta_refusal_position": exported_table("derta_refusal_position.json", "python benchmarks/derta_refusal_"
                                                                                   "position.py --arms ... --export ..."),
           **{name: exported_table(f"{name}.json", f"python benchmarks/derta_refusal_position.py --arms {arms} "
                                                   "--export ...")
              for name, arms in (("derta_refusal_position_levers", "...-own4-sorry-rh25-ul1"),
-                                ("derta_refusal_position_k2", "...-own4-ul1-k2"))},
+                                ("derta_refusal_position_k2", "...-own4-ul1-k2"),
+                                ("derta_refusal_position_sm2", "...-own4-sorry-rh25-ul1-sm2"))},
           "derta_refusal_position_ul": exported_table("derta_refusal_position_ul.json", "python benchmarks/derta_"
                                                       "refusal_position.py --arms ...-own4-ul1 --export ..."),
           "derta_echo_val": recipe_table("derta_echo_val.json", "--report --split val --seeds 0 --arms ...-raw25 "
