@@ -44,7 +44,7 @@ class Source:
 
 
 HELPFUL_QA_ROWS = 5392  # conversations `data.helpful.qa_conversations` keeps (evaluation overlaps, non-answers dropped)
-HOWTO_ROWS = 1275  # conversations `data.helpful.howto_conversations` keeps (bare-noun goals, evaluation overlaps dropped)
+HOWTO_ROWS = 1274  # conversations `data.helpful.howto_conversations` keeps (bare-noun goals, evaluation overlaps dropped)
 HARM_LABEL_ROWS = 984  # unique (request, answer) pairs over PyRIT's harm CSVs (mini_hate_speech repeats others)
 
 SOURCES: dict[str, Source] = {s.name: s for s in [
