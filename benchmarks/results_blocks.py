@@ -75,7 +75,7 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
 - TWENTY_FIRST (demo_prefill_val, demo_prefill_val_s40, derta_levers_wide): the quick demo's prefill goal on
   val-wide, at 30 steps (lr 3e-4, the harvested triples, RTO keep 0.10 / 0.20) and at 40; the stacked-levers and
   keep-0.02 arms on the 240 wide test behaviors at three seeds
-- TWENTY_SECOND (derta_sm2_val, derta_sm2_heldout), TWENTY_SECOND_ATTACKS (attacks_*own4sorryrhulsm2) and
+- TWENTY_SECOND (derta_sm2_val, derta_sm2_heldout, derta_sm2_wide), TWENTY_SECOND_ATTACKS (attacks_*own4sorryrhulsm2) and
   derta_refusal_position_sm2: the stacked arm with the base model's answers to benign-scary-more's train prompts
 
     python benchmarks/results_blocks.py          # rewrite every block
@@ -230,6 +230,8 @@ TWENTY_SECOND = {
                      "--export ...",
     "derta_sm2_heldout": "--report --split heldout --archive ... --arms ... -own4-sorry-rh25-ul1-sm2 "
                          "vanilla-r1-lr10-more-own4-sm2 --seeds 0 1 2 --pairs ... --export ...",
+    "derta_sm2_wide": "--report --split wide --archive ... --arms ... -own4-sorry-rh25-ul1 -own4-sorry-rh25-ul1-sm2 "
+                      "--seeds 0 1 2 --pairs ... --export ...",
 }
 TWENTY_SECOND_ATTACKS = {
     "attacks_own4sorryrhulsm2_last": "--recipe own4sorryrhulsm2 --start 470 --report --against own4sorryrhul "
