@@ -201,8 +201,8 @@ def report(out: Path) -> tuple[str, dict]:
              "(benchmarks/derta_recipe.py)."]
     notes += [f"ASR by harm-clf, refusal by the keyword judge; seeds per arm {json.dumps(seeds)}, per attack in the "
              "n column (static attacks: mean over seeds, range in brackets; search attacks: seed 0). Differences in points, paired on the same "
-             "behaviors: [95% bootstrap CI resampling behaviors, seeds paired], exact sign-flip p over behaviors. Collapsed: answers "
-             f"with the RTO token {tokens_text(reported)} 3+ times in a row, over all seeds, and how many of them harm-clf "
+             "behaviors: [95% bootstrap CI resampling behaviors, seeds paired], exact sign-flip p over behaviors. "
+             f"Collapsed: answers with the RTO token {tokens_text(reported)} 3+ times in a row, over all seeds, and how many of them harm-clf "
              "calls unsafe."]
     notes += [f"Budget spent, {k}: {v}." for k, v in budgets.items()]
     data["budget"] = budgets

@@ -8,9 +8,9 @@ Data (all from bundled sets, no evaluation prompt in any training set):
   `scary_more` add its own answers to the train prompts of `benign-scary-more` (distilled on first use).
 Arms (`derta_arms.py`) share steps, batch and schedule; `--seeds 0 1 2` trains each arm once per seed (seed and data
 order; one folder per seed) and `--report --baseline ARM` adds each arm's paired difference from ARM (behaviors
-resampled, seeds paired, exact sign-flip p flipping each behavior with its seeds); with several seeds a rate's brackets are the range over seeds. `--export`
-archives each (arm, seed)'s per-behavior flags (no answer text) and `--report --archive FILE` pairs new arms with
-an earlier session's, whose models and answers are gone.
+resampled, seeds paired, exact sign-flip p flipping each behavior with its seeds); with several seeds a rate's
+brackets are the range over seeds. `--export` archives each (arm, seed)'s per-behavior flags (no answer text) and
+`--report --archive FILE` pairs new arms with an earlier session's, whose models and answers are gone.
 `--split val` evaluates on the registry's val split (the only numbers used to choose a recipe; `val-wide` adds the
 val behaviors of HarmBench, StrongREJECT, AdvBench and Do-Not-Answer, direct and under prefill: 274 behaviors where
 uncensorbench alone has 18); `--split heldout`
@@ -62,26 +62,30 @@ def prepare(out: Path) -> dict:
     """Fit on the registry's train split, choose on its val split; the distilled answers (made once by `data
     distill`, see the module docstring) keep only train-split prompts, whatever split they were distilled from."""
     fit, val = load_triple_set("uncensorbench", "train"), load_triple_set("uncensorbench", "val")
-    if not (out / "data" / "distilled.jsonl").exists():  # once: the base model answers the train prompts
-        from safekeel.data.build_cli import DistillConfig, run_distill
-
-        run_distill(DistillConfig(prompts="benign,benign-scary", split="train", batch_size=16,
-                                  out=str(out / "data" / "distilled.jsonl")))
-    distilled = [r for r in read_jsonl_rows(out / "data" / "distilled.jsonl")
-                 if not is_refusal(r["messages"][-1]["content"])]
     p_val = load_prompt_set("benign", "val") + load_prompt_set("benign-scary", "val")
-    return {"fit": fit, "val": val, "helpful": select(distilled, "train"), "val_prompts": p_val}
+    return {"fit": fit, "val": val, "helpful": own_answers(out / "data" / "distilled.jsonl", "benign,benign-scary"),
+            "val_prompts": p_val}
 
 
-def scary_more(out: Path) -> list[dict]:
-    """The base model's own answers to the train prompts of `benign-scary-more` (made once, refusals dropped): more
-    contrast for the harmful requests than benign-scary's 72 train prompts give."""
-    path = out / "data" / "distilled-scary-more.jsonl"
+def own_answers(path: Path, prompts: str) -> list[dict]:
+    """The base model's answers to the train prompts of `prompts`, distilled into `path` once; refusing answers
+    dropped, and only train-split prompts kept, whatever split a file was distilled from."""
     if not path.exists():
         from safekeel.data.build_cli import DistillConfig, run_distill
 
-        run_distill(DistillConfig(prompts="benign-scary-more", split="train", batch_size=16, out=str(path)))
+        run_distill(DistillConfig(prompts=prompts, split="train", batch_size=16, out=str(path)))
     return select([r for r in read_jsonl_rows(path) if not is_refusal(r["messages"][-1]["content"])], "train")
+
+
+def scary_more(out: Path) -> list[dict]:
+    """Own answers to `benign-scary-more`: more contrast for the harmful requests than benign-scary's 72 train
+    prompts give."""
+    return own_answers(out / "data" / "distilled-scary-more.jsonl", "benign-scary-more")
+
+
+def repeated(rows: list[dict], n: int) -> list[dict]:
+    """`rows` n times over, the copies' ids kept apart (`id~1`, `id~2`, ...)."""
+    return [{**r, "id": f"{r['id']}~{i}" if i else r["id"]} for i in range(n) for r in rows]
 
 
 def data_key(arm: dict) -> str:
@@ -121,9 +125,9 @@ def build(out: Path, data: dict, arm: dict, model: str) -> Path:
     ratio = arm["ratio"]
     old = ratio is None  # the previous demo's helpful data: 48 distilled benign chats, nothing else
     helpful = [r for r in data["helpful"] if r["id"].startswith("benign")][:48] if old else data["helpful"]
-    helpful = [{**r, "id": f"{r['id']}~{i}" if i else r["id"]} for i in range(arm.get("own", 1)) for r in helpful]
-    helpful += [{**r, "id": f"{r['id']}~{i}" if i else r["id"]} for i in range(arm.get("scary_more", 0))
-                for r in scary_more(out)]
+    helpful = repeated(helpful, arm.get("own", 1))
+    if arm.get("scary_more"):
+        helpful += repeated(scary_more(out), arm["scary_more"])
     write_jsonl(d / "helpful.jsonl", helpful)
     return run_build(BuildConfig(triples=str(triples), helpful=str(d / "helpful.jsonl"), recipe=arm["recipe"],
                                  split="all", helpful_ratio=0.0 if old else ratio, model=model, seed=0, out=str(d),

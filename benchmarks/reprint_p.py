@@ -45,7 +45,8 @@ def reprint(path: Path) -> str:
         argv[i + 1] = str(Path(tmp) / path.name)
         run = subprocess.run([sys.executable, *argv[1:]], capture_output=True, text=True)
         if run.returncode:
-            return f"its command failed: {run.stderr.strip().splitlines()[-1] if run.stderr.strip() else run.returncode}"
+            last = run.stderr.strip().splitlines()[-1] if run.stderr.strip() else run.returncode
+            return f"its command failed: {last}"
         table = json.loads(Path(argv[i + 1]).read_text())["table"]
     if masked(table) != masked(export["table"]):
         return "the rerun differs beyond the p-values (arms or rows changed since): left as measured"

@@ -75,8 +75,9 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
 - TWENTY_FIRST (demo_prefill_val, demo_prefill_val_s40, derta_levers_wide): the quick demo's prefill goal on
   val-wide, at 30 steps (lr 3e-4, the harvested triples, RTO keep 0.10 / 0.20) and at 40; the stacked-levers and
   keep-0.02 arms on the 240 wide test behaviors at three seeds
-- TWENTY_SECOND (derta_sm2_val, derta_sm2_heldout, derta_sm2_wide), TWENTY_SECOND_ATTACKS (attacks_*own4sorryrhulsm2) and
-  derta_refusal_position_sm2: the stacked arm with the base model's answers to benign-scary-more's train prompts
+- TWENTY_SECOND (derta_sm2_val, derta_sm2_heldout, derta_sm2_wide), TWENTY_SECOND_ATTACKS
+  (attacks_*own4sorryrhulsm2) and derta_refusal_position_sm2: the stacked arm with the base model's answers to
+  benign-scary-more's train prompts
 
     python benchmarks/results_blocks.py          # rewrite every block
     python benchmarks/results_blocks.py --check  # exit 1 when a block differs from its file (tests run this)

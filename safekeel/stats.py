@@ -95,7 +95,7 @@ def mcnemar_exact(b: int, c: int) -> float:
     return min(1.0, 2 * tail)
 
 
-def cluster_sign_flip_p(diffs: Sequence[int], clusters: Sequence[Hashable]) -> float:
+def cluster_sign_flip_p(diffs: Sequence[float], clusters: Sequence[Hashable]) -> float:
     """Two-sided exact p-value of a paired difference whose pairs come in clusters (a behavior's seeds and cells).
 
     Under the null the two arms are exchangeable within a behavior, so each behavior's summed difference keeps or
@@ -142,7 +142,7 @@ def paired_difference(a: dict[tuple[Hashable, Hashable], bool], b: dict[tuple[Ha
     return {"n_pairs": len(keys), "behaviors": len(set(behaviors)), "a": sum(a[k] for k in keys) / len(keys),
             "b": sum(b[k] for k in keys) / len(keys), "diff": sum(diffs) / len(keys),
             "ci": [round(lo, 4), round(hi, 4)], "only_a": only_a, "only_b": only_b,
-            "p": cluster_sign_flip_p([int(b[k]) - int(a[k]) for k in keys], behaviors),
+            "p": cluster_sign_flip_p(diffs, behaviors),
             "p_mcnemar": mcnemar_exact(only_a, only_b),
             "per_seed": {str(s): round(sum(v) / len(v), 4) for s, v in sorted(per_seed.items(), key=repr)}}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from functools import partial
 from pathlib import Path
 
 import yaml
@@ -121,8 +122,7 @@ LOADERS = {
     "donotanswer": donotanswer_behaviors, "strongreject": strongreject_behaviors, "pyrit-refusal": refusal_labels,
     "pyrit-harm": harm_labels,
     "jailbreak-templates": jailbreak_templates, "utility-qa": utility_questions,
-    "benign": benign_prompts, "benign-scary": benign_scary_prompts,
-    "benign-scary-more": lambda: own_set("benign-scary-more"),
+    **{name: partial(own_set, name) for name in OWN_SETS},
 }
 
 
