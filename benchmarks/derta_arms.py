@@ -172,4 +172,13 @@ ARMS = {
                                                            "scary_more": 2},
     "vanilla-r1-lr10-more-own4-sm2": {**BASE, "recipe": "vanilla", "ratio": 1.0, "lr": 1e-4, "more": True,
                                       "steps": 160, "own": 4, "scary_more": 2},
+    # ... which leaves over-refusal at 23%, 13 of it "Sorry, I cannot" written inside a benign answer: RTO's refusal
+    # token after any text, which more contrast at the turn start does not reach. The RTO positions, on the sm2 arm:
+    # keep 0.03 uniform (between k2, which cut inside refusals to 5% and direct refusal to 76%, and 0.05), and keep
+    # 0.02 front-weighted (t = 0 always, later positions with weight 1 / (1 + t): the turn start and the first tokens,
+    # where direct, prefill and k = 5 are decided, keep their share; the middle of an answer, where benign answers
+    # are interrupted, loses most of it). Chosen between on the val split
+    **{f"derta-r1-lr10-mid-z33-more-own4-sorry-rh25-ul1-sm2-{tag}": {
+        **OWN4, "lead": "Sorry", "raw_helpful": 0.25, "ul": 1.0, "scary_more": 2, **fields}
+       for tag, fields in (("k3", {"keep": 0.03}), ("front-k2", {"keep": 0.02, "schedule": "front"}))},
 }
