@@ -78,8 +78,9 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
 - TWENTY_SECOND (derta_sm2_val, derta_sm2_heldout, derta_sm2_wide), TWENTY_SECOND_ATTACKS
   (attacks_*own4sorryrhulsm2) and derta_refusal_position_sm2: the stacked arm with the base model's answers to
   benign-scary-more's train prompts
-- TWENTY_THIRD (derta_rto_positions_val) and derta_scary_more_*: the RTO positions on the sm2 arm (keep 0.03, keep
-  0.02 front-weighted) on the val split, and over-refusal on benign-scary-more's prompts (`derta_scary_more.py`)
+- TWENTY_THIRD (derta_rto_positions_val, derta_sm2_vanilla3_heldout), derta_scary_more_* and derta_qa_paired: the
+  RTO positions on the sm2 arm (keep 0.03, keep 0.02 front-weighted) on the val split, vanilla on the sm2 data at
+  three seeds, over-refusal on benign-scary-more's prompts (`derta_scary_more.py`), QA paired with the base model
 
     python benchmarks/results_blocks.py          # rewrite every block
     python benchmarks/results_blocks.py --check  # exit 1 when a block differs from its file (tests run this)
@@ -239,6 +240,8 @@ TWENTY_SECOND = {
 TWENTY_THIRD = {
     "derta_rto_positions_val": "--report --split val --arms ...-sm2 ...-sm2-k3 ...-sm2-front-k2 --seeds 0 "
                                "--baseline ...-sm2 --export ...",
+    "derta_sm2_vanilla3_heldout": "--report --split heldout --archive ... --arms base ... vanilla-r1-lr10-more-own4-sm2 "
+                                  "... -sm2 --seeds 0 1 2 --baseline vanilla-r1-lr10-more-own4-sm2 --export ...",
 }
 TWENTY_SECOND_ATTACKS = {
     "attacks_own4sorryrhulsm2_last": "--recipe own4sorryrhulsm2 --start 470 --report --against own4sorryrhul "
@@ -298,6 +301,8 @@ BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "split
           **{name: exported_table(f"{name}.json", f"python benchmarks/derta_scary_more.py {args} --export ...")
              for name, args in (("derta_scary_more_val", "--split val --arms ...-sm2 ...-sm2-k3 ...-sm2-front-k2"),
                                 ("derta_scary_more_test", "--arms ... --seeds 0 1 2 --baseline ...-sm2"))},
+          "derta_qa_paired": exported_table("derta_qa_paired.json", "python benchmarks/derta_qa_paired.py --arms ... "
+                                                                    "--export ..."),
           "derta_refusal_position": exported_table("derta_refusal_position.json", "python benchmarks/derta_refusal_"
                                                                                   "position.py --arms ... --export ..."),
           **{name: exported_table(f"{name}.json", f"python benchmarks/derta_refusal_position.py --arms {arms} "
