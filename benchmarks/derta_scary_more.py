@@ -3,7 +3,9 @@
 Why: the recipe tables measure over-refusal on 42 benign-but-scary test prompts (16 on val), too few to tell apart
 two arms a few points apart. `benign-scary-more` holds 98 more test prompts (42 val) of the same nine XSTest kinds.
 Its train prompts are in the helpful rows of the `scary_more` arms, so between an sm arm and an arm without it the
-comparison favours the sm arm (same author, same kinds); between arms trained on the same data it is fair. Answers
+comparison favours the sm arm (same author, same kinds); between arms trained on the same data it is fair.
+`--split train` asks the very prompts whose base-model answers an sm arm was trained on: whether that teacher-forced
+contrast carries over to the answers the model writes itself. Answers
 are generated like `derta_recipe.py`'s (greedy, same token budget), refusal by the keyword judge, split like
 `derta_refusal_position.py` into refusals at the start and inside an answer. Models come from disk; answers are
 kept per (arm, seed), so a rerun only generates what is missing.
@@ -64,7 +66,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="runs/derta_recipe")
     ap.add_argument("--model", default="smollm2-135m", help="the base model (arm 'base')")
-    ap.add_argument("--split", choices=["val", "test"], default="test")
+    ap.add_argument("--split", choices=["train", "val", "test"], default="test",
+                    help="train: the prompts whose base-model answers the sm arms trained on (teacher-forced)")
     ap.add_argument("--arms", nargs="+", required=True)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--baseline", default=None, help="also each arm's paired difference from this arm")

@@ -300,7 +300,8 @@ BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "split
                                                                          **TWENTY_THIRD}.items()},
           **{name: exported_table(f"{name}.json", f"python benchmarks/derta_scary_more.py {args} --export ...")
              for name, args in (("derta_scary_more_val", "--split val --arms ...-sm2 ...-sm2-k3 ...-sm2-front-k2"),
-                                ("derta_scary_more_test", "--arms ... --seeds 0 1 2 --baseline ...-sm2"))},
+                                ("derta_scary_more_test", "--arms ... --seeds 0 1 2 --baseline ...-sm2"),
+                                ("derta_scary_more_train", "--split train --arms ... --seeds 0 1 2 --baseline ..."))},
           "derta_qa_paired": exported_table("derta_qa_paired.json", "python benchmarks/derta_qa_paired.py --arms ... "
                                                                     "--export ..."),
           "derta_refusal_position": exported_table("derta_refusal_position.json", "python benchmarks/derta_refusal_"
