@@ -50,7 +50,8 @@ def main() -> None:
     base = {0: base_rows(out, args.model)}
     tasks = list(dict.fromkeys(r["task"] for r in base[0]))
     head = ["all", *tasks]
-    lines = ["| arm | seeds | " + " | ".join(f"{t} (arm - base)" for t in head) + " |", "|---|---|" + "---|" * len(head)]
+    lines = ["| arm | seeds | " + " | ".join(f"{t} (arm - base)" for t in head) + " |",
+             "|---|---|" + "---|" * len(head)]
     base_line = " | ".join(f"{100 * sum(flags(base, t).values()) / len(flags(base, t)):.0f}%" for t in (None, *tasks))
     lines.append(f"| base | 0 | {base_line} |")
     diffs = {}

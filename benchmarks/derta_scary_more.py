@@ -47,7 +47,8 @@ def answers(out: Path, arm: str, seed: int, split: str, model_path: str, max_new
     for p, a in zip(prompts, texts, strict=True):
         refused = is_refusal(a)
         at = first_refusal_token(a.strip()) if refused else None
-        rows.append({"id": p["id"], "category": p.get("category"), "prompt": p["prompt"], "response": a, "refusal": refused,
+        rows.append({"id": p["id"], "category": p.get("category"), "prompt": p["prompt"], "response": a,
+                     "refusal": refused,
                      "start": refused and at in (0, None), "inside": refused and at not in (0, None)})
     write_jsonl(path, rows)
     return rows

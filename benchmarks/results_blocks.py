@@ -78,9 +78,10 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
 - TWENTY_SECOND (derta_sm2_val, derta_sm2_heldout, derta_sm2_wide), TWENTY_SECOND_ATTACKS
   (attacks_*own4sorryrhulsm2) and derta_refusal_position_sm2: the stacked arm with the base model's answers to
   benign-scary-more's train prompts
-- TWENTY_THIRD (derta_rto_positions_val, derta_sm2_vanilla3_heldout / _wide), derta_scary_more_* and derta_qa_paired: the
-  RTO positions on the sm2 arm (keep 0.03, keep 0.02 front-weighted) on the val split, vanilla on the sm2 data at
-  three seeds, over-refusal on benign-scary-more's prompts (`derta_scary_more.py`), QA paired with the base model
+- TWENTY_THIRD (derta_rto_positions_val, derta_sm2_vanilla3_heldout / _wide), derta_scary_more_* and
+  derta_qa_paired: the RTO positions on the sm2 arm (keep 0.03, keep 0.02 front-weighted) on the val split, vanilla
+  on the sm2 data at three seeds, over-refusal on benign-scary-more's prompts (`derta_scary_more.py`), QA paired with
+  the base model
 
     python benchmarks/results_blocks.py          # rewrite every block
     python benchmarks/results_blocks.py --check  # exit 1 when a block differs from its file (tests run this)
@@ -240,8 +241,8 @@ TWENTY_SECOND = {
 TWENTY_THIRD = {
     "derta_rto_positions_val": "--report --split val --arms ...-sm2 ...-sm2-k3 ...-sm2-front-k2 --seeds 0 "
                                "--baseline ...-sm2 --export ...",
-    "derta_sm2_vanilla3_heldout": "--report --split heldout --archive ... --arms base ... vanilla-r1-lr10-more-own4-sm2 "
-                                  "... -sm2 --seeds 0 1 2 --baseline vanilla-r1-lr10-more-own4-sm2 --export ...",
+    "derta_sm2_vanilla3_heldout": "--report --split heldout --archive ... --arms base ... "
+                                  "vanilla-r1-lr10-more-own4-sm2 ... -sm2 --seeds 0 1 2 --baseline vanilla-r1-lr10-more-own4-sm2 --export ...",
     "derta_sm2_vanilla3_wide": "--report --split wide --archive ... --arms base ... vanilla-r1-lr10-more-own4-sm2 "
                                "... -sm2 --seeds 0 1 2 --baseline vanilla-r1-lr10-more-own4-sm2 --export ...",
 }
