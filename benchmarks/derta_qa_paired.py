@@ -13,14 +13,15 @@ rows are computed once when missing.
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
-import time
 from pathlib import Path
 
 from safekeel.eval.compare import diff_text, replicate_baseline
-from safekeel.io import read_jsonl_rows, write_json, write_jsonl
+from safekeel.io import read_jsonl_rows, write_jsonl
 from safekeel.stats import paired_difference
+
+sys.path.insert(0, str(Path(__file__).parent))  # the sibling module, when loaded by path as well
+from derta_tables import export  # noqa: E402
 
 
 def base_rows(out: Path, model: str) -> list[dict]:
@@ -72,10 +73,7 @@ def main() -> None:
                                "over items)")
     print(text)
     if args.export:
-        write_json(Path(args.export), {"measured": time.strftime("%Y-%m-%d"),
-                                       "machine": f"{platform.machine()}, 2-core CPU, no GPU",
-                                       "command": "python benchmarks/derta_qa_paired.py " + " ".join(sys.argv[1:]),
-                                       "table": text, "diffs": diffs})
+        export(args.export, text, diffs=diffs)
 
 
 if __name__ == "__main__":

@@ -13,16 +13,22 @@ inside the answer. Reads the run folders on disk (no model is loaded).
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
-import time
 from pathlib import Path
 
-from safekeel.io import read_jsonl_rows, write_json
+from safekeel.io import read_jsonl_rows
 from safekeel.judges.keyword import first_refusal_token
 from safekeel.stats import wilson
 
+sys.path.insert(0, str(Path(__file__).parent))  # the sibling module, when loaded by path as well
+from derta_tables import export  # noqa: E402
+
 SETS = {"scary": "benign-but-scary (over-refusal)", "benign": "benign", "direct": "harmful, asked directly"}
+
+
+def refused_at_start(response: str) -> bool:
+    """A keyword refusal's first refusal phrase is at word 0 (or the answer is too short to have begun)."""
+    return first_refusal_token(response.strip()) in (0, None)
 
 
 def counts(rows: list[dict]) -> dict[str, dict[str, int]]:
@@ -31,7 +37,7 @@ def counts(rows: list[dict]) -> dict[str, dict[str, int]]:
     for name in SETS:
         chosen = [r for r in rows if r["set"] == name]
         refused = [r["response"] for r in chosen if r["refusal"]]  # the keyword flag the recipe tables count
-        start = sum(first_refusal_token(t.strip()) in (0, None) for t in refused)  # None: too short to be an answer
+        start = sum(refused_at_start(t) for t in refused)
         out[name] = {"n": len(chosen), "refused": len(refused), "start": start, "inside": len(refused) - start}
     return out
 
@@ -66,10 +72,7 @@ def main() -> None:
                                "rates over every answer of the set, pooled over the seeds on disk; Wilson 95% CI)")
     print(text)
     if args.export:
-        write_json(Path(args.export), {"measured": time.strftime("%Y-%m-%d"),
-                                       "machine": f"{platform.machine()}, 2-core CPU, no GPU",
-                                       "command": "python benchmarks/derta_refusal_position.py " + " ".join(sys.argv[1:]),
-                                       "table": text, "results": results})
+        export(args.export, text, results=results)
 
 
 if __name__ == "__main__":

@@ -17,17 +17,19 @@ kept per (arm, seed), so a rerun only generates what is missing.
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
-import time
 from pathlib import Path
 
 from safekeel.data.build_cli import load_prompt_set
 from safekeel.eval.compare import diff_text, replicate_baseline
 from safekeel.eval.generate import GenerationRequest, generate
-from safekeel.io import read_jsonl_rows, write_json, write_jsonl
-from safekeel.judges.keyword import first_refusal_token, is_refusal
+from safekeel.io import read_jsonl_rows, write_jsonl
+from safekeel.judges.keyword import is_refusal
 from safekeel.stats import clustered_wilson, paired_difference
+
+sys.path.insert(0, str(Path(__file__).parent))  # the sibling modules, when loaded by path as well
+from derta_refusal_position import refused_at_start  # noqa: E402
+from derta_tables import export  # noqa: E402
 
 SET = "benign-scary-more"
 
@@ -46,10 +48,9 @@ def answers(out: Path, arm: str, seed: int, split: str, model_path: str, max_new
     rows = []
     for p, a in zip(prompts, texts, strict=True):
         refused = is_refusal(a)
-        at = first_refusal_token(a.strip()) if refused else None
+        start = refused and refused_at_start(a)
         rows.append({"id": p["id"], "category": p.get("category"), "prompt": p["prompt"], "response": a,
-                     "refusal": refused,
-                     "start": refused and at in (0, None), "inside": refused and at not in (0, None)})
+                     "refusal": refused, "start": start, "inside": refused and not start})
     write_jsonl(path, rows)
     return rows
 
@@ -113,11 +114,9 @@ def main() -> None:
                                             "sign-flip p over prompts)")
     print(text)
     if args.export:
-        write_json(Path(args.export), {
-            "measured": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, 2-core CPU, no GPU",
-            "command": "python benchmarks/derta_scary_more.py " + " ".join(sys.argv[1:]), "table": text,
-            "counts": {a: {s: {f: sum(r[f] for r in rs) for f in ("refusal", "start", "inside")} | {"n": len(rs)}
-                           for s, rs in by.items()} for a, by in rows.items()}, "diffs": diffs})
+        export(args.export, text, diffs=diffs,
+               counts={a: {s: {f: sum(r[f] for r in rs) for f in ("refusal", "start", "inside")} | {"n": len(rs)}
+                           for s, rs in by.items()} for a, by in rows.items()})
 
 
 if __name__ == "__main__":

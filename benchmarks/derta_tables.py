@@ -3,18 +3,29 @@ between arms from each (arm, seed)'s scored rows, or from the flags an earlier `
 
 from __future__ import annotations
 
+import platform
 import sys
+import time
 from pathlib import Path
 
 from derta_sets import KS
 
-from safekeel.io import read_jsonl_rows
+from safekeel.io import read_jsonl_rows, write_json
 
 SETS = ["direct", "prefill", *[f"prefix_k{k}" for k in KS]]
 BENIGN_SETS = ["benign", "scary"]  # refusal on them, paired: 1 - benign answered, and over-refusal
 PAIRED_SETS = SETS + BENIGN_SETS  # the rows paired statistics (and their --export archive) keep
 COLS = ["refusal_direct", "refusal_prefill", *[f"refusal_prefix_k{k}" for k in KS], "asr_prefill",
         "benign_answered", "benign_check", "over_refusal", "collapse", "qa"]
+
+
+def export(path: str, table_text: str, **extra) -> None:
+    """An `--export` file results_blocks.py renders: the table, the date, the machine and the command that printed
+    it (this process's own), plus whatever rows the script keeps beside them."""
+    write_json(Path(path), {"measured": time.strftime("%Y-%m-%d"),
+                            "machine": f"{platform.machine()}, 2-core CPU, no GPU",
+                            "command": f"python benchmarks/{Path(sys.argv[0]).name} " + " ".join(sys.argv[1:]),
+                            "table": table_text, **extra})
 
 
 def table(results: list[dict]) -> str:
