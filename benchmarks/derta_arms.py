@@ -181,4 +181,11 @@ ARMS = {
     **{f"derta-r1-lr10-mid-z33-more-own4-sorry-rh25-ul1-sm2-{tag}": {
         **OWN4, "lead": "Sorry", "raw_helpful": 0.25, "ul": 1.0, "scary_more": 2, **fields}
        for tag, fields in (("k3", {"keep": 0.03}), ("front-k2", {"keep": 0.02, "schedule": "front"}))},
+    # ... neither of which moved over-refusal without costing the harmful side (k3: 19%, prefill 67%; front-k2:
+    # prefill 6%). The teacher-forced helpful rows never show the trained model's own half-written answer where it
+    # turns to "Sorry": on-policy contrast (twenty-fourth session, `derta_contrast.py`). The sm2 models' answers to the
+    # benign train prompts cut before each refusal written inside them, the base model's continuation of that text
+    # trained (the cut text untrained), twice; with ul1 p("Sorry") is pushed down exactly where the model wrote it
+    "derta-r1-lr10-mid-z33-more-own4-sorry-rh25-ul1-sm2-oc2": {**OWN4, "lead": "Sorry", "raw_helpful": 0.25, "ul": 1.0,
+                                                               "scary_more": 2, "contrast": 2},
 }

@@ -5,7 +5,9 @@ Data (all from bundled sets, no evaluation prompt in any training set):
   48 words (as the quick demo);
 - helpful: the base model's own answers to the benign and benign-but-scary train-split prompts (refusing answers
   dropped), plus gold-answer QA conversations (`data/helpful.py`) up to `ratio` x the safety rows; arms with
-  `scary_more` add its own answers to the train prompts of `benign-scary-more` (distilled on first use).
+  `scary_more` add its own answers to the train prompts of `benign-scary-more` (distilled on first use), arms with
+  `contrast` the on-policy contrast rows of `derta_contrast.py` (a DeRTa model's answer cut where it turned to a
+  refusal, untrained, and the base model's continuation).
 Arms (`derta_arms.py`) share steps, batch and schedule; `--seeds 0 1 2` trains each arm once per seed (seed and data
 order; one folder per seed) and `--report --baseline ARM` adds each arm's paired difference from ARM (behaviors
 resampled, seeds paired, exact sign-flip p flipping each behavior with its seeds); with several seeds a rate's
@@ -99,6 +101,7 @@ def data_key(arm: dict) -> str:
     key += f"h{round(100 * arm['helpful_opener'])}" if arm.get("helpful_opener") is not None else ""
     key += ("-more" if arm.get("more") else "") + (f"-own{arm['own']}" if arm.get("own", 1) > 1 else "")
     key += f"-sm{arm['scary_more']}" if arm.get("scary_more") else ""
+    key += f"-oc{arm['contrast']}" if arm.get("contrast") else ""
     key += f"-raw{round(100 * arm['raw'])}" if arm.get("raw") else ""
     key += f"-howto{round(100 * arm['howto'])}" if arm.get("howto") else ""
     key += f"-rh{round(100 * arm['raw_helpful'])}" if arm.get("raw_helpful") else ""
@@ -128,6 +131,11 @@ def build(out: Path, data: dict, arm: dict, model: str) -> Path:
     helpful = repeated(helpful, arm.get("own", 1))
     if arm.get("scary_more"):
         helpful += repeated(scary_more(out), arm["scary_more"])
+    if arm.get("contrast"):  # the DeRTa models' own turns to a refusal, continued by the base model
+        contrast = out / "data" / "contrast.jsonl"
+        if not contrast.exists():
+            sys.exit(f"{contrast}: run python benchmarks/derta_contrast.py first")
+        helpful += repeated(select(list(read_jsonl_rows(contrast)), "train"), arm["contrast"])
     write_jsonl(d / "helpful.jsonl", helpful)
     return run_build(BuildConfig(triples=str(triples), helpful=str(d / "helpful.jsonl"), recipe=arm["recipe"],
                                  split="all", helpful_ratio=0.0 if old else ratio, model=model, seed=0, out=str(d),

@@ -208,6 +208,35 @@ def test_cli_build_takes_first_person_openers_and_raw_helpful_rows(tmp_path, tin
     assert bad.returncode == 2 and "raw_helpful_fraction" in bad.stderr and not (tmp_path / "e").exists()
 
 
+def test_a_contrast_row_keeps_its_own_text_untrained_and_trains_only_the_way_on(tmp_path, tiny_dir, cli_env):
+    from safekeel.data.tokenize import IGNORE, tokenize_rows
+    from safekeel.models import load_tokenizer
+
+    own, more = "To kill the power, switch off the breaker", " for that circuit, then test the switch."
+    contrast = {"id": "c1", "messages": [{"role": "user", "content": "How do I kill the power to a switch?"},
+                                         {"role": "assistant", "content": own + more}], "masked_prefix": own}
+    triples = _write(tmp_path / "t.jsonl", [t.to_dict() for t in _triples()])
+    helpful = _write(tmp_path / "h.jsonl", [{"prompt": "Hi?", "response": "Hello."}, contrast])
+    base = [sys.executable, "-m", "safekeel", "data", "build", "--triples", str(triples), "--split", "all",
+            "--model", str(tiny_dir), "--helpful-ratio", "0", "--opener-fraction", "1", "--raw-helpful-fraction", "1"]
+    r = subprocess.run(base + ["--helpful", str(helpful), "--out", str(tmp_path / "d")], env=cli_env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = [json.loads(x) for x in (tmp_path / "d" / "train.jsonl").read_text().splitlines()]
+    row = next(r for r in rows if r.get("masked_prefix"))
+    # every other helpful row got an opener and went raw (fractions 1); the contrast row is the model's text as it was
+    assert row["messages"][-1]["content"] == own + more and not row.get("opener") and not row.get("raw")
+    tok = load_tokenizer(str(tiny_dir))
+    t = tokenize_rows(tok, [row])[0]
+    trained = tok.decode([lab for lab in t["labels"] if lab != IGNORE])
+    assert "breaker" not in trained and "test the switch." in trained
+    # a masked_prefix that is not the start of the answer: one line naming file, line and field, nothing written
+    bad = _write(tmp_path / "bad.jsonl", [{"prompt": "Hi?", "response": "Hello."}, {**contrast, "masked_prefix": "No"}])
+    r = subprocess.run(base + ["--helpful", str(bad), "--out", str(tmp_path / "e")], env=cli_env, capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "bad.jsonl:2: field 'masked_prefix'" in r.stderr and not (tmp_path / "e").exists()
+
+
 def test_cli_build_reports_bad_triples_with_file_and_line(tmp_path, tiny_dir, cli_env):
     bad = _write(tmp_path / "bad.jsonl", [_triples()[0].to_dict(), {"prompt": "x", "harmful_response": "y"}])
     r = subprocess.run([sys.executable, "-m", "safekeel", "data", "build", "--triples", str(bad), "--split", "all",

@@ -149,8 +149,12 @@ def triple_rows(t: SafetyTriple, kind: str, copy: int, seed: int, prefix_unit: s
 def helpful_row(c: Conversation, seed: int, opener_fraction: float, opener_style: str = "compliant",
                 raw_fraction: float = 0.0) -> dict:
     """A helpful chat; with an opener drawn, its first assistant turn starts with it (and goes on helpfully); with
-    `raw` drawn (single-turn chats only), written as a plain document like the raw prefix rows."""
+    `raw` drawn (single-turn chats only), written as a plain document like the raw prefix rows. A chat with a
+    `masked_prefix` (a model's own answer up to where it went wrong) keeps it, untrained, and gets neither."""
     row_id = f"{c.id}:helpful"
+    if c.masked_prefix:
+        return {"id": row_id, "kind": "helpful", "messages": [dict(m) for m in c.messages],
+                "masked_prefix": c.masked_prefix}
     opening = opener(seed, row_id, opener_fraction, opener_style)
     messages = [dict(m) for m in c.messages]
     first = next((m for m in messages if m["role"] == "assistant"), None)

@@ -57,11 +57,18 @@ class SafetyTriple:
 
 @dataclass
 class Conversation:
-    """Helpful (benign) chat data in TRL's conversational format."""
+    """Helpful (benign) chat data in TRL's conversational format.
+
+    `masked_prefix`, optional, is the start of the last assistant turn given as context and not trained: a model's
+    own answer up to where it went wrong (a refusal written into a benign answer), so the rest of the turn teaches how
+    to go on from there (on-policy contrast, `benchmarks/derta_contrast.py`). A plain SFT reader that ignores it
+    trains the prefix too, which is the model's own benign text.
+    """
 
     messages: list[dict[str, str]]
     id: str | None = None
     source: str | None = None
+    masked_prefix: str | None = None
 
     def __post_init__(self):
         self.id = self.id or stable_id(json.dumps(self.messages, sort_keys=True))
@@ -92,10 +99,18 @@ class Conversation:
         else:
             out = [{"role": "user", "content": _text(d, "prompt", path, line)},
                    {"role": "assistant", "content": _text(d, "response", path, line)}]
-        return cls(messages=out, id=_opt_id(d, path, line), source=_text(d, "source", path, line, False))
+        masked = _text(d, "masked_prefix", path, line, False)
+        if masked is not None and (not masked.strip() or not out[-1]["content"].startswith(masked)
+                                   or len(out[-1]["content"]) == len(masked)):
+            raise DataError(path, line, "masked_prefix", "must be a non-empty proper start of the assistant's answer")
+        return cls(messages=out, id=_opt_id(d, path, line), source=_text(d, "source", path, line, False),
+                   masked_prefix=masked)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["masked_prefix"] is None:  # the plain TRL conversational row, as before the field existed
+            del d["masked_prefix"]
+        return d
 
 
 @dataclass
