@@ -12,7 +12,7 @@ and trains the continuation, so with `ul` the refusal token is pushed down at ex
 it. Continuations that refuse or are shorter than 20 characters are dropped. Train prompts only: no val or test
 prompt is asked. Answers are kept per seed, so a rerun only generates what is missing.
 
-    python benchmarks/derta_contrast.py --arm derta-r1-lr10-mid-z33-more-own4-sorry-rh25-ul1-sm2 --seeds 0 1 2
+    python benchmarks/derta_contrast.py --arm derta-r1-lr10-mid-z33-more-own4-sorry-rh25-ul1-sm2 --seeds 0 1  # the oc2 data
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ def main() -> None:
     model, tok = load_model(args.model)
     items = list(cuts.items())
     # generate() strips what it returns, so the whitespace the model wrote before its refusal is put back by hand
+    # (where it wrote none, a leading space of the continuation is lost: a fused cut such as "(Sorry")
     goes_on = generate(model, tok, [GenerationRequest(messages=[{"role": "user", "content": r["prompt"]}],
                                                       prefill=cut + space) for (_, cut, space), r in items],
                        max_new_tokens=args.continue_tokens, batch_size=16)
