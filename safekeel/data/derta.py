@@ -151,18 +151,16 @@ def helpful_row(c: Conversation, seed: int, opener_fraction: float, opener_style
     """A helpful chat; with an opener drawn, its first assistant turn starts with it (and goes on helpfully); with
     `raw` drawn (single-turn chats only), written as a plain document like the raw prefix rows. A chat with a
     `masked_prefix` (a model's own answer up to where it went wrong) keeps it, untrained, and gets neither."""
-    row_id = f"{c.id}:helpful"
-    if c.masked_prefix:
-        return {"id": row_id, "kind": "helpful", "messages": [dict(m) for m in c.messages],
-                "masked_prefix": c.masked_prefix}
-    opening = opener(seed, row_id, opener_fraction, opener_style)
+    row_id, masked = f"{c.id}:helpful", c.masked_prefix
+    opening = "" if masked else opener(seed, row_id, opener_fraction, opener_style)
     messages = [dict(m) for m in c.messages]
     first = next((m for m in messages if m["role"] == "assistant"), None)
     if opening and first is not None:
         first["content"] = with_opener(opening, first["content"])
-    raw = len(messages) == 2 and messages[-1]["role"] == "assistant" and drawn(seed, row_id, "raw", raw_fraction)
-    return {"id": row_id, "kind": "helpful", "messages": messages, **({"opener": opening} if opening else {}),
-            **({"raw": True} if raw else {})}
+    raw = not masked and len(messages) == 2 and messages[-1]["role"] == "assistant" and \
+        drawn(seed, row_id, "raw", raw_fraction)
+    return {"id": row_id, "kind": "helpful", "messages": messages, **({"masked_prefix": masked} if masked else {}),
+            **({"opener": opening} if opening else {}), **({"raw": True} if raw else {})}
 
 
 def build_examples(triples: Sequence[SafetyTriple], helpful: Sequence[Conversation], recipe: str = "derta",
