@@ -188,4 +188,9 @@ ARMS = {
     # trained (the cut text untrained), twice; with ul1 p("Sorry") is pushed down exactly where the model wrote it
     "derta-r1-lr10-mid-z33-more-own4-sorry-rh25-ul1-sm2-oc2": {**OWN4, "lead": "Sorry", "raw_helpful": 0.25, "ul": 1.0,
                                                                "scary_more": 2, "contrast": 2},
+    # ... which halved the refusals inside benign answers and cost prefill refusal (92% -> 79% held-out). Its 366 rows
+    # also dilute the safety rows (each seen 0.64 times in 160 steps, sm2's 0.79): the same data at sm2's exposure
+    # (160 x 1,992 / 1,626 = 196 steps) tells dilution from "go on after your own text" carrying over to a prefix
+    "derta-r1-lr10-mid-z33-more-own4-sorry-rh25-ul1-sm2-oc2-s196": {
+        **OWN4, "lead": "Sorry", "raw_helpful": 0.25, "ul": 1.0, "scary_more": 2, "contrast": 2, "steps": 196},
 }

@@ -10,7 +10,9 @@ each); every answer with a keyword refusal after word 0 is cut just before the r
 continues that cut text (greedy, as a prefill). A row keeps the cut text as `masked_prefix` (context, not a target)
 and trains the continuation, so with `ul` the refusal token is pushed down at exactly the position the model wrote
 it. Continuations that refuse or are shorter than 20 characters are dropped. Train prompts only: no val or test
-prompt is asked. Answers are kept per seed, so a rerun only generates what is missing.
+prompt is asked. Answers are kept per seed (in `--out`), so a rerun only generates what is missing; the rows and
+their summary go into this repository (`benchmarks/data/`, benign text only), because the models that wrote them
+are gone with their session and retraining them costs an hour before any arm that uses the rows can train.
 
     python benchmarks/derta_contrast.py --arm derta-r1-lr10-mid-z33-more-own4-sorry-rh25-ul1-sm2 --seeds 0 1  # the oc2 data
 """
@@ -30,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # the sibling module, when loade
 from derta_refusal_position import refused_at_start  # noqa: E402
 
 PROMPTS = "benign,benign-scary,benign-scary-more"
+CONTRAST_ROWS = Path(__file__).parent / "data" / "derta_contrast.jsonl"
 
 
 def model_answers(out: Path, arm: str, seed: int, prompts: list[dict], samples: int, temperature: float,
@@ -73,6 +76,8 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=0.8)
     ap.add_argument("--max-new-tokens", type=int, default=64, help="tokens per model answer")
     ap.add_argument("--continue-tokens", type=int, default=128, help="tokens the base model adds to a cut answer")
+    ap.add_argument("--rows", default=str(CONTRAST_ROWS), help="where the contrast rows go (derta_recipe.py reads "
+                    "them there)")
     args = ap.parse_args()
     out = Path(args.out)
     prompts = load_prompt_set(PROMPTS, "train")
@@ -103,7 +108,7 @@ def main() -> None:
         rows.append({"id": f"{pid}:oc{r['seed']}.{r['sample']}", "source": f"contrast:{args.arm}",
                      "messages": [{"role": "user", "content": r["prompt"]},
                                   {"role": "assistant", "content": cut + space + more}], "masked_prefix": cut})
-    path = out / "data" / "contrast.jsonl"
+    path = Path(args.rows)
     write_jsonl(path, rows)
     write_json(path.with_suffix(".summary.json"), {
         "arm": args.arm, "seeds": args.seeds, "samples": args.samples, "temperature": args.temperature,

@@ -7,7 +7,7 @@ Data (all from bundled sets, no evaluation prompt in any training set):
   dropped), plus gold-answer QA conversations (`data/helpful.py`) up to `ratio` x the safety rows; arms with
   `scary_more` add its own answers to the train prompts of `benign-scary-more` (distilled on first use), arms with
   `contrast` the on-policy contrast rows of `derta_contrast.py` (a DeRTa model's answer cut where it turned to a
-  refusal, untrained, and the base model's continuation).
+  refusal, untrained, and the base model's continuation; kept in `benchmarks/data/derta_contrast.jsonl`).
 Arms (`derta_arms.py`) share steps, batch and schedule; `--seeds 0 1 2` trains each arm once per seed (seed and data
 order; one folder per seed) and `--report --baseline ARM` adds each arm's paired difference from ARM (behaviors
 resampled, seeds paired, exact sign-flip p flipping each behavior with its seeds); with several seeds a rate's
@@ -51,6 +51,7 @@ from safekeel.train.run import TrainConfig, run_train
 
 sys.path.insert(0, str(Path(__file__).parent))  # the sibling modules, when loaded by path (tests) as well
 from derta_arms import ARMS  # noqa: E402
+from derta_contrast import CONTRAST_ROWS  # noqa: E402
 from derta_sets import KS, WIDE_N, cases, repeats, rto_token, wide_set  # noqa: E402
 from derta_tables import SETS, eval_rows_path, mean_over_seeds, pack_flags, paired, report, table  # noqa: E402
 
@@ -132,10 +133,9 @@ def build(out: Path, data: dict, arm: dict, model: str) -> Path:
     if arm.get("scary_more"):
         helpful += repeated(scary_more(out), arm["scary_more"])
     if arm.get("contrast"):  # the DeRTa models' own turns to a refusal, continued by the base model
-        contrast = out / "data" / "contrast.jsonl"
-        if not contrast.exists():
-            sys.exit(f"{contrast}: run python benchmarks/derta_contrast.py first")
-        helpful += repeated(select(list(read_jsonl_rows(contrast)), "train"), arm["contrast"])
+        if not CONTRAST_ROWS.exists():
+            sys.exit(f"{CONTRAST_ROWS}: run python benchmarks/derta_contrast.py first")
+        helpful += repeated(select(list(read_jsonl_rows(CONTRAST_ROWS)), "train"), arm["contrast"])
     write_jsonl(d / "helpful.jsonl", helpful)
     return run_build(BuildConfig(triples=str(triples), helpful=str(d / "helpful.jsonl"), recipe=arm["recipe"],
                                  split="all", helpful_ratio=0.0 if old else ratio, model=model, seed=0, out=str(d),
