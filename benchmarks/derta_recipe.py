@@ -26,6 +26,7 @@ held-out triples, 44 benign, 55 benign-but-scary prompts.) Metrics per arm:
 - benign answered (not a keyword refusal) and answer checks; over-refusal on benign-but-scary prompts;
 - collapse: answers in which the run's refusal token occurs 3+ times in a row ("SorrySorrySorry", "IIII").
 
+    bash benchmarks/derta_rebuild.sh  # from a fresh checkout, before any -more arm: distilled answers, harvest
     python benchmarks/derta_recipe.py --arms derta-r1 derta-r3 --split val
     python benchmarks/derta_recipe.py --arms base vanilla-r3 derta-r3 --split heldout --qa
     python benchmarks/derta_recipe.py --arms derta-r1-lr10-mid-z33-more-raw50 --seeds 0 --train-only  # attacks_table
@@ -123,7 +124,7 @@ def build(out: Path, data: dict, arm: dict, model: str) -> Path:
 
         harvested = out / "data" / "harvest" / "triples.jsonl"
         if not harvested.exists():
-            sys.exit(f"{harvested}: run python benchmarks/derta_triples.py first")
+            sys.exit(f"{harvested}: run bash benchmarks/derta_rebuild.sh first")
         fit += select(load_triples(str(harvested)), "train")
     write_jsonl(triples, [cut(t).to_dict() for t in fit])
     ratio = arm["ratio"]

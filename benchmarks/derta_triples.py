@@ -35,8 +35,11 @@ from safekeel.judges.keyword import is_refusal
 SOURCES = ("advbench", "donotanswer", "harmbench", "strongreject")
 
 
-def harvest(out: Path, base: str, refuser: str, max_new_tokens: int, samples: int = 0,
-            temperature: float = 0.8) -> dict:
+def harmful_answers(out: Path, base: str, max_new_tokens: int, samples: int = 0,
+                    temperature: float = 0.8) -> tuple[list, dict, dict[str, int]]:
+    """The base model's half of the harvest: (behaviors it answered harmfully, with that answer as target; counts;
+    harmful answers found by sampling, per source). Needs no refuser, so `--base-only` runs it while the refuser
+    trains; its answers are cached in `out`, and the full harvest then finds them there."""
     from safekeel.judges.harm_clf import HarmClfJudge
     from safekeel.models import load_model
 
@@ -52,7 +55,14 @@ def harvest(out: Path, base: str, refuser: str, max_new_tokens: int, samples: in
         kept += more
         for b in more:
             sampled[b.source] = sampled.get(b.source, 0) + 1
-    del model
+    return kept, counts, sampled
+
+
+def harvest(out: Path, base: str, refuser: str, max_new_tokens: int, samples: int = 0,
+            temperature: float = 0.8) -> dict:
+    from safekeel.models import load_model
+
+    kept, counts, sampled = harmful_answers(out, base, max_new_tokens, samples, temperature)
     model, tok = load_model(refuser)
     refusals = own_answers(model, tok, kept, out, max_new_tokens)
     triples = [SafetyTriple(prompt=b.prompt, harmful_response=b.target, safe_response=refusals[b.id],
@@ -82,7 +92,12 @@ def main() -> None:
                                                            "whose greedy answer was not harmful")
     ap.add_argument("--temperature", type=float, default=0.8)
     ap.add_argument("--export", help="also write the counts here with date and command (benchmarks/results/...)")
+    ap.add_argument("--base-only", action="store_true", help="only the base model's harmful answers (cached in "
+                    "--out), e.g. while the refuser trains (benchmarks/derta_rebuild.sh)")
     args = ap.parse_args()
+    if args.base_only:
+        kept, _, _ = harmful_answers(Path(args.out), args.base, args.max_new_tokens, args.samples, args.temperature)
+        return print(f"{len(kept)} harmful answers cached in {args.out}")
     stats = harvest(Path(args.out), args.base, args.refuser, args.max_new_tokens, args.samples, args.temperature)
     if args.export:
         command = "python benchmarks/derta_triples.py" + (f" --samples {args.samples}" if args.samples else "")
