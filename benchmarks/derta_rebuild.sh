@@ -3,7 +3,7 @@
 # the base model's own answers to the benign prompts (distilled), the refusal-SFT model that writes the harvest's
 # refusals (vanilla-r1-lr10, seed 0) and the harvested triples (derta_triples.py). Two lanes, one thread each: the
 # base model's half of the harvest (~35 min here) runs while the refuser distills and trains (~15 min). Deterministic:
-# the harvest gives the same 316 triples, byte for byte (RESULTS.md, twenty-fifth session).
+# each rebuild so far gave the same 316 triples, source by source (RESULTS.md).
 #
 #     bash benchmarks/derta_rebuild.sh    # then e.g. derta_recipe.py --arms ... --seeds 0 --train-only
 set -euo pipefail
