@@ -100,7 +100,7 @@ def _derta_recipe(repo_root, tmp_path) -> dict[str, list[str]]:
     """benchmarks/derta_recipe.py's fit / choose sets, with distilled answers to every benign prompt of every split
     (prepare must keep only the train ones)."""
     from safekeel.data.bundled import own_set
-    from safekeel.io import write_jsonl
+    from safekeel.io import read_jsonl_rows, write_jsonl
 
     spec = importlib.util.spec_from_file_location("derta_recipe", repo_root / "benchmarks" / "derta_recipe.py")
     mod = importlib.util.module_from_spec(spec)
@@ -115,6 +115,8 @@ def _derta_recipe(repo_root, tmp_path) -> dict[str, list[str]]:
         for r in own_set("benign-scary-more")])
     data = mod.prepare(tmp_path)
     return {"derta_recipe fit triples": [t.prompt for t in data["fit"]],
+            # the on-policy contrast rows kept in the repository, whole (the build keeps only train ones anyway)
+            "derta_recipe contrast rows": _users(read_jsonl_rows(mod.CONTRAST_ROWS)),
             "derta_recipe scary-more helpful": _users(mod.scary_more(tmp_path)),
             "derta_recipe val triples (choosing)": [t.prompt for t in data["val"]],
             "derta_recipe distilled helpful": _users(data["helpful"]),
