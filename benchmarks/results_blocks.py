@@ -84,6 +84,8 @@ benchmarks/RESULTS.md and is rendered from one JSON file that a benchmark script
   the base model
 - TWENTY_FOURTH (derta_oc_val / _heldout / _wide), derta_scary_more_oc_* and derta_qa_paired_oc: on-policy contrast
   (`derta_contrast.py`) on the sm2 arm
+- TWENTY_FIFTH (derta_oc196_heldout) and derta_scary_more_oc196_test: the oc2 data at the sm2 arm's safety exposure
+  (196 steps), seed 0, paired with the archived seed-0 rows of sm2 and oc2
 
     python benchmarks/results_blocks.py          # rewrite every block
     python benchmarks/results_blocks.py --check  # exit 1 when a block differs from its file (tests run this)
@@ -256,6 +258,12 @@ TWENTY_FOURTH = {
     "derta_oc_wide": "--report --split wide --archive ... --arms base vanilla-r1-lr10-more-own4-sm2 ...-sm2 "
                      "...-sm2-oc2 --seeds 0 1 2 --baseline vanilla-r1-lr10-more-own4-sm2 --pairs ... --export ...",
 }
+# twenty-fifth session: the oc2 data at the sm2 arm's safety exposure (196 steps), seed 0
+TWENTY_FIFTH = {
+    "derta_oc196_heldout": "--report --split heldout --archive ... --arms base vanilla-r1-lr10-more-own4-sm2 ...-sm2 "
+                           "...-sm2-oc2 ...-sm2-oc2-s196 --seeds 0 --baseline vanilla-r1-lr10-more-own4-sm2 --pairs "
+                           "... --export ...",
+}
 TWENTY_SECOND_ATTACKS = {
     "attacks_own4sorryrhulsm2_last": "--recipe own4sorryrhulsm2 --start 470 --report --against own4sorryrhul "
                                      "--export ...",
@@ -310,7 +318,8 @@ BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "split
           **{name: recipe_table(f"{name}.json", args) for name, args in {**FIFTEENTH, **SIXTEENTH,
                                                                          **NINETEENTH, **TWENTIETH,
                                                                          **TWENTY_FIRST, **TWENTY_SECOND,
-                                                                         **TWENTY_THIRD, **TWENTY_FOURTH}.items()},
+                                                                         **TWENTY_THIRD, **TWENTY_FOURTH,
+                                                                         **TWENTY_FIFTH}.items()},
           **{name: exported_table(f"{name}.json", f"python benchmarks/derta_scary_more.py {args} --export ...")
              for name, args in (("derta_scary_more_val", "--split val --arms ...-sm2 ...-sm2-k3 ...-sm2-front-k2"),
                                 ("derta_scary_more_test", "--arms ... --seeds 0 1 2 --baseline ...-sm2"),
@@ -318,7 +327,9 @@ BLOCKS = {"judge": judge_block, "derta": derta_block, "demo": demo_block, "split
                                 ("derta_scary_more_oc_val", "--split val --arms ...-sm2 ...-sm2-oc2 --baseline ..."),
                                 ("derta_scary_more_oc_test", "--arms ... --seeds 0 1 2 --baseline ...-sm2"),
                                 ("derta_scary_more_oc_train", "--split train --arms ... --seeds 0 1 2 --baseline "
-                                                              "..."))},
+                                                              "..."),
+                                ("derta_scary_more_oc196_test", "--arms ...-sm2 ...-sm2-oc2-s196 --seeds 0 --baseline "
+                                                                "...-sm2"))},
           "derta_qa_paired_oc": exported_table("derta_qa_paired_oc.json", "python benchmarks/derta_qa_paired.py "
                                                                           "--arms ... --export ..."),
           "derta_qa_paired": exported_table("derta_qa_paired.json", "python benchmarks/derta_qa_paired.py --arms ... "
